@@ -1,0 +1,182 @@
+"""Command line: ``nbtrain train``, ``demo``, ``diagnose`` and ``compare``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import presets
+from .config import TrainConfig
+
+
+class CommandError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def _config_from_args(args: argparse.Namespace) -> TrainConfig:
+    if args.preset and args.config:
+        raise CommandError("give --preset or --config, not both")
+    if args.config:
+        config = TrainConfig.from_json(args.config)
+    else:
+        config = presets.get(args.preset or "round1")
+    changes = {}
+    for name in ("epochs", "seed", "lr", "grad_clip", "scheduler_patience", "batch_size", "grad_accum_steps"):
+        value = getattr(args, name)
+        if value is not None:
+            changes[name] = value
+    if args.no_clip:
+        changes["grad_clip"] = None
+    if args.compile:
+        changes["compile"] = True
+    return config.replace(**changes) if changes else config
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .trainer import train
+
+    config = _config_from_args(args)
+    out = Path(args.out) if args.out else Path("runs") / (config.name or "run")
+    if (out / "history.json").exists() and not args.resume and not args.overwrite:
+        raise CommandError(f"{out} already holds a run; pass --resume to continue it or --overwrite to replace it")
+    resume = out if args.resume and (out / "checkpoint.pt").exists() else None
+    print(f"training {config.label} -> {out}", flush=True)
+    run = train(config, out=out, resume=resume, progress=args.progress)
+    print(f"{run.status}: {len(run.history.epochs)} epochs, run folder {out}")
+    if run.status == "diverged":
+        print(run.message, file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from .compare import load_run
+    from .diagnostics import diagnose
+
+    loaded = load_run(args.run_dir)
+    diagnosis = diagnose(loaded.history, loaded.config)
+    if args.format == "json":
+        print(json.dumps(diagnosis.to_dict(), indent=2))
+    else:
+        print(diagnosis.to_markdown())
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .compare import compare_runs
+
+    if len(args.run_dirs) < 2:
+        raise CommandError("compare needs at least two run folders")
+    png = None if args.no_png else Path(args.png)
+    table = compare_runs(list(args.run_dirs), png=png)
+    with pd.option_context("display.width", 200, "display.max_columns", 50):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if png is not None:
+        print(f"\ncomparison plot written to {png}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Train round 1 and round 2 from the same seed, diagnose both, write a summary."""
+    from .compare import compare_runs, load_run
+    from .diagnostics import diagnose
+    from .expectations import check_expectations
+    from .history import atomic_write_text
+    from .trainer import train
+
+    out = Path(args.out)
+    configs = [presets.ROUND1, presets.ROUND2]
+    if args.epochs is not None or args.seed is not None:
+        changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
+        configs = [c.replace(**changes) for c in configs]
+    for config in configs:
+        print(f"== training {config.name} ({config.label}) -> {out / config.name}", flush=True)
+        train(config, out=out / config.name, progress=args.progress)
+    loaded = [load_run(out / c.name) for c in configs]
+    table = compare_runs(loaded, png=out / "summary.png")
+    before, after = loaded
+    expectations = check_expectations(after.history, after.config, baseline=before.history)
+    parts = [
+        "# nbtrain demo: round 1 vs round 2",
+        "",
+        f"Run folders: `{out / 'round1'}`, `{out / 'round2'}`; plot: `{out / 'summary.png'}`.",
+        "",
+        "## Side by side",
+        "",
+        "```",
+        table.to_string(index=False, float_format=lambda v: f"{v:.4g}"),
+        "```",
+        "",
+        "## Round 2: the write-up's expectations, checked",
+        "",
+        expectations.to_markdown(),
+    ]
+    for run in loaded:
+        parts += ["", f"## Diagnosis of {run.name}", "", diagnose(run.history, run.config).to_markdown()]
+    atomic_write_text(out / "summary.md", "\n".join(parts) + "\n")
+    print(table.to_string(index=False))
+    print(f"\nsummary written to {out / 'summary.md'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nbtrain", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a preset or a config file and write a run folder")
+    p.add_argument("--preset", help=f"one of: {', '.join(presets.ALL)} (default round1)")
+    p.add_argument("--config", help="a TrainConfig JSON file")
+    p.add_argument("--out", help="run folder (default runs/<preset name>)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--grad-clip", dest="grad_clip", type=float)
+    p.add_argument("--no-clip", action="store_true", help="switch gradient clipping off")
+    p.add_argument("--patience", dest="scheduler_patience", type=int)
+    p.add_argument("--batch-size", dest="batch_size", type=int)
+    p.add_argument("--accum", dest="grad_accum_steps", type=int)
+    p.add_argument("--compile", action="store_true", help="use torch.compile")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=sys.stderr.isatty())
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("demo", help="train round 1 and round 2, diagnose both, write a summary")
+    p.add_argument("--out", default="runs")
+    p.add_argument("--epochs", type=int, help="override the presets' 7 epochs")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=sys.stderr.isatty())
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("diagnose", help="print the diagnosis of a run folder")
+    p.add_argument("run_dir")
+    p.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    p.set_defaults(func=cmd_diagnose)
+
+    p = sub.add_parser("compare", help="compare two or more run folders side by side")
+    p.add_argument("run_dirs", nargs="+")
+    p.add_argument("--png", default="comparison.png", help="where to write the comparison plot")
+    p.add_argument("--no-png", action="store_true")
+    p.set_defaults(func=cmd_compare)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (CommandError, ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"nbtrain {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"nbtrain {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1025 @@
+"""Probes: short measurements on a model that say which learning rate and batch size it can take.
+
+- ``lr_range_test``: sweep the LR exponentially over a few steps and watch the loss.
+- ``gradient_noise_scale``: B_simple = tr(Sigma) / |G|^2 from gradients at two batch sizes
+  (McCandlish et al. 2018, "An Empirical Model of Large-Batch Training", Appendix A).
+- ``sharpness``: the top Hessian eigenvalue by power iteration on Hessian-vector products;
+  with an Adam optimizer also the preconditioned sharpness of Cohen et al. 2022, each
+  compared with the step size's stability limit.
+- ``LayerStats``: a callback recording per-layer gradient norm, weight norm and
+  update-to-weight ratio every epoch, into ``history.meta["layer_stats"]``.
+- ``probe_findings``: the results turned into findings shaped like ``nbtrain.diagnostics``'.
+
+Every probe restores what it touches (parameters, buffers, ``.grad``, train/eval mode,
+optimizer state, the torch RNG), so a run after a probe is the run without it, bit for bit.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from .callbacks import Callback
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .history import History
+    from .trainer import Trainer
+
+try:  # the diagnostics module owns the Finding type; probes only produce more of them
+    from .diagnostics import Finding
+except ImportError:  # pragma: no cover - only while diagnostics.py does not exist yet
+
+    @dataclass
+    class Finding:  # type: ignore[no-redef]
+        code: str
+        severity: str
+        title: str
+        evidence: str
+        explanation: str
+        suggestion: str
+
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+# -- shared helpers ------------------------------------------------------------------------
+def _check_int(name: str, value, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an int, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value!r}")
+
+
+def _check_positive(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+def _check_model(model) -> list[torch.Tensor]:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("model has no trainable parameters")
+    return params
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+class _Examples:
+    """Random access to the examples of a Dataset, a DataLoader's dataset or a tuple of tensors."""
+
+    def __init__(self, data) -> None:
+        self.tensors: tuple[torch.Tensor, ...] | None = None
+        self.dataset: Dataset | None = None
+        if isinstance(data, DataLoader):
+            data = data.dataset
+        if isinstance(data, TensorDataset):
+            self.tensors = tuple(data.tensors)
+        elif isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+            if len(data[0]) != len(data[1]):
+                raise ValueError(f"inputs and targets differ in length: {len(data[0])} vs {len(data[1])}")
+            self.tensors = tuple(data)
+        elif isinstance(data, Dataset):
+            self.dataset = data
+        else:
+            raise TypeError(
+                f"data must be a torch Dataset, a DataLoader or a tuple (inputs, targets), got {type(data).__name__}"
+            )
+        if len(self) == 0:
+            raise ValueError("data is empty")
+
+    def __len__(self) -> int:
+        return len(self.tensors[0]) if self.tensors is not None else len(self.dataset)  # type: ignore[arg-type]
+
+    def take(self, idx: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.tensors is not None:
+            x, y = (t[idx] for t in self.tensors)
+        else:
+            from torch.utils.data import default_collate
+
+            batch = default_collate([self.dataset[int(i)] for i in idx])  # type: ignore[index]
+            x, y = (batch["x"], batch["y"]) if isinstance(batch, dict) else batch
+        return x.to(device), y.to(device)
+
+    def stream(self, batch_size: int, generator: torch.Generator, device: torch.device) -> Iterator[tuple]:
+        """Endless batches: each pass is a fresh permutation, cut into full batches."""
+        n = len(self)
+        while True:
+            perm = torch.randperm(n, generator=generator)
+            for i in range(0, n - batch_size + 1 if n >= batch_size else 1, batch_size):
+                yield self.take(perm[i : i + batch_size], device)
+
+
+def _as_batch(batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed batch: ``(x, y)``, a dict with ``x``/``y``, or a whole (small) dataset."""
+    if isinstance(batch, dict):
+        batch = (batch["x"], batch["y"])
+    if isinstance(batch, (tuple, list)) and len(batch) == 2 and all(isinstance(t, torch.Tensor) for t in batch):
+        return batch[0].to(device), batch[1].to(device)
+    if isinstance(batch, (Dataset, DataLoader)):
+        ex = _Examples(batch)
+        return ex.take(torch.arange(len(ex)), device)
+    raise TypeError(f"batch must be (inputs, targets) tensors or a Dataset, got {type(batch).__name__}")
+
+
+@contextmanager
+def _restoring(model: nn.Module, optimizer: torch.optim.Optimizer | None = None, seed: int | None = None):
+    """Run a probe, then put back everything it may have changed.
+
+    Parameters and buffers (values, in place, so optimizers holding them stay valid),
+    ``.grad`` of every parameter, train/eval mode of every module, the optimizer's
+    state and hyperparameters, and the CPU and CUDA RNG states. ``seed`` seeds the
+    forked RNG inside (dropout masks, random batches drawn from the global RNG).
+    """
+    state = {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()}
+    grads = {p: (None if p.grad is None else p.grad.detach().clone()) for p in model.parameters()}
+    modes = {m: m.training for m in model.modules()}
+    opt_state = copy.deepcopy(optimizer.state_dict()) if optimizer is not None else None
+    devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
+    with torch.random.fork_rng(devices=devices):
+        if seed is not None:
+            torch.manual_seed(seed)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for k, v in model.state_dict(keep_vars=True).items():
+                    v.copy_(state[k])
+            for p, g in grads.items():
+                p.grad = g
+            for m, training in modes.items():
+                m.training = training
+            if optimizer is not None:
+                optimizer.load_state_dict(opt_state)
+
+
+# -- LR range test -------------------------------------------------------------------------
+@dataclass
+class LRRangeResult:
+    """One LR sweep. ``suggestion`` is the LR the sweep recommends starting from."""
+
+    lrs: list[float]
+    losses: list[float]  # raw training loss of each step
+    smoothed: list[float]  # bias-corrected exponential moving average of ``losses``
+    stopped_early: bool  # the smoothed loss passed diverge_factor x its best: the sweep stopped
+    suggestion: float
+    suggestion_method: str
+    lr_at_min: float  # LR where the smoothed loss was lowest
+    diverged_lr: float | None  # LR at which the sweep stopped (None when it ran to end_lr)
+
+    def plot(self, ax=None):
+        """Raw and smoothed loss against LR (log scale), with the suggestion marked. Returns ``ax``."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot(self.lrs, self.losses, color="0.75", lw=1, label="loss")
+        ax.plot(self.lrs, self.smoothed, color="C0", lw=2, label="smoothed")
+        ax.axvline(self.suggestion, color="C2", ls="--", label=f"suggestion {self.suggestion:.2g}")
+        ax.axvline(self.lr_at_min, color="C1", ls=":", label=f"minimum {self.lr_at_min:.2g}")
+        if self.diverged_lr is not None:
+            ax.axvline(self.diverged_lr, color="C3", ls="-.", label=f"stopped {self.diverged_lr:.2g}")
+        ax.set_xscale("log")
+        finite = [v for v in self.smoothed if math.isfinite(v)]
+        if finite:  # keep the divergence from squashing the interesting part
+            lo, hi = min(finite), max(finite[0], min(finite) * 1.5)
+            ax.set_ylim(lo - 0.1 * (hi - lo) - 1e-12, hi + 0.4 * (hi - lo) + 1e-12)
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("training loss")
+        ax.set_title("LR range test")
+        ax.legend(fontsize=8)
+        return ax
+
+    def __str__(self) -> str:
+        end = f"stopped at lr {self.diverged_lr:.3g}" if self.diverged_lr is not None else "ran to the end"
+        return (
+            f"LR range test over {len(self.lrs)} steps ({end}): lowest smoothed loss at lr {self.lr_at_min:.3g}; "
+            f"suggested lr {self.suggestion:.3g} ({self.suggestion_method})."
+        )
+
+
+def ema_smooth(losses: Sequence[float], smoothing: float) -> list[float]:
+    """Exponential moving average with bias correction (as in Adam): ``avg_t / (1 - beta^(t+1))``."""
+    out, avg = [], 0.0
+    for t, v in enumerate(losses):
+        avg = smoothing * avg + (1.0 - smoothing) * v
+        out.append(avg / (1.0 - smoothing ** (t + 1)))
+    return out
+
+
+def suggest_lr(lrs: Sequence[float], smoothed: Sequence[float], skip_start: float = 0.1) -> tuple[float, str]:
+    """The LR where the loss makes new lows fastest: ``(lr, method)``.
+
+    The slope is taken of the running minimum of the smoothed loss, not of the smoothed
+    loss itself, per unit of log-LR, over a window of ~5% of the sweep, between the first
+    ``skip_start`` of the sweep and the minimum. A spike only ever raises the loss, so it
+    leaves the running minimum flat: the steep fall of the curve back down after a spike,
+    which fools a plain steepest-slope pick, counts for nothing here. With too few points
+    for a slope the answer is the minimum's LR / 10.
+    """
+    n = len(smoothed)
+    finite = [i for i in range(n) if math.isfinite(smoothed[i])]
+    if not finite:
+        return float(lrs[0]), "first LR (no finite loss)"
+    i_min = min(finite, key=lambda i: smoothed[i])
+    start = int(skip_start * n)
+    if i_min - start < 4:
+        return float(lrs[i_min]) / 10.0, "minimum / 10 (too few steps before the minimum for a slope)"
+    run_min, best = [], math.inf
+    for i in range(i_min + 1):
+        best = min(best, smoothed[i]) if math.isfinite(smoothed[i]) else best
+        run_min.append(best)
+    k = max(1, n // 40)
+    logs = [math.log(v) for v in lrs]
+    best_i, best_slope = None, 0.0
+    for i in range(max(start, k), i_min - k + 1):
+        slope = (run_min[i + k] - run_min[i - k]) / (logs[i + k] - logs[i - k])
+        if slope < best_slope:
+            best_i, best_slope = i, slope
+    if best_i is None:
+        return float(lrs[i_min]) / 10.0, "minimum / 10 (the loss never fell)"
+    return float(lrs[best_i]), "steepest fall of the running minimum of the smoothed loss"
+
+
+def _make_optimizer(optimizer, params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
+    if isinstance(optimizer, torch.optim.Optimizer):
+        return optimizer
+    if optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    if optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr)
+    raise ValueError(f"optimizer must be 'adam', 'sgd' or a torch.optim.Optimizer, got {optimizer!r}")
+
+
+def lr_range_test(
+    model: nn.Module,
+    train_data,
+    loss_fn: LossFn | None = None,
+    optimizer: str | torch.optim.Optimizer = "adam",
+    start_lr: float = 1e-7,
+    end_lr: float = 1e-1,
+    num_steps: int = 30,
+    smoothing: float = 0.9,
+    diverge_factor: float = 4.0,
+    batch_size: int = 8,
+    seed: int = 0,
+    grad_clip: float | None = None,
+) -> LRRangeResult:
+    """Train for ``num_steps`` steps with the LR growing exponentially from ``start_lr`` to ``end_lr``.
+
+    The sweep stops once the smoothed loss exceeds ``diverge_factor`` times its best (or
+    turns non-finite). ``optimizer`` is ``"adam"``, ``"sgd"`` or an optimizer over the
+    model's parameters (its state is used, then restored). ``grad_clip`` clips the total
+    gradient norm as the trainer does. The model, any optimizer given and the RNG are
+    restored afterwards. Defaults keep the cost near 4% of a reference-experiment epoch.
+    """
+    params = _check_model(model)
+    _check_positive("start_lr", start_lr)
+    _check_positive("end_lr", end_lr)
+    if end_lr <= start_lr:
+        raise ValueError(f"end_lr must be > start_lr, got end_lr={end_lr!r} <= start_lr={start_lr!r}")
+    _check_int("num_steps", num_steps, 2)
+    if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not 0 <= smoothing < 1:
+        raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
+    if isinstance(diverge_factor, bool) or not isinstance(diverge_factor, (int, float)) or not diverge_factor > 1:
+        raise ValueError(f"diverge_factor must be > 1, got {diverge_factor!r}")
+    _check_int("batch_size", batch_size, 1)
+    if grad_clip is not None:
+        _check_positive("grad_clip", grad_clip)
+    loss_fn = loss_fn if loss_fn is not None else nn.MSELoss()
+    examples = _Examples(train_data)
+    device = _device(model)
+    given = optimizer if isinstance(optimizer, torch.optim.Optimizer) else None
+    ratio = end_lr / start_lr
+    schedule = [start_lr * ratio ** (i / (num_steps - 1)) for i in range(num_steps)]
+    lrs: list[float] = []
+    losses: list[float] = []
+    smoothed: list[float] = []
+    stopped = False
+    with _restoring(model, given, seed=seed):
+        opt = _make_optimizer(optimizer, params, start_lr)
+        model.train()
+        batches = examples.stream(batch_size, torch.Generator().manual_seed(seed), device)
+        avg, best = 0.0, math.inf
+        for i, lr in enumerate(schedule):
+            for group in opt.param_groups:
+                group["lr"] = lr
+            x, y = next(batches)
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            if grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, grad_clip, foreach=True)
+            opt.step()
+            value = float(loss)  # one host sync per step: the sweep must see divergence at once
+            lrs.append(lr)
+            losses.append(value)
+            if not math.isfinite(value):
+                smoothed.append(math.inf)
+                stopped = True
+                break
+            avg = smoothing * avg + (1.0 - smoothing) * value
+            s = avg / (1.0 - smoothing ** (i + 1))
+            smoothed.append(s)
+            best = min(best, s)
+            if s > diverge_factor * best:
+                stopped = True
+                break
+    suggestion, method = suggest_lr(lrs, smoothed)
+    finite = [i for i, v in enumerate(smoothed) if math.isfinite(v)]
+    i_min = min(finite, key=lambda i: smoothed[i]) if finite else 0
+    return LRRangeResult(
+        lrs=lrs,
+        losses=losses,
+        smoothed=smoothed,
+        stopped_early=stopped,
+        suggestion=suggestion,
+        suggestion_method=method,
+        lr_at_min=lrs[i_min],
+        diverged_lr=lrs[-1] if stopped else None,
+    )
+
+
+# -- gradient noise scale ------------------------------------------------------------------
+@dataclass
+class NoiseScaleResult:
+    """The simple noise scale B_simple = tr(Sigma) / |G|^2 and the estimates behind it."""
+
+    b_simple: float  # inf when the true-gradient estimate is not positive (noise swamps signal)
+    grad_sq: float  # |G|^2 estimate, averaged over the pairs
+    trace: float  # tr(Sigma) estimate (per-example gradient covariance), averaged
+    grad_sq_stderr: float  # standard error of ``grad_sq`` across the pairs
+    small_batch: int
+    big_batch: int
+    n_pairs: int
+    grad_sq_pairs: list[float] = field(repr=False, default_factory=list)
+    trace_pairs: list[float] = field(repr=False, default_factory=list)
+    max_batch: int = 4096
+
+    @property
+    def reliable(self) -> bool:
+        """True when |G|^2 is at least two standard errors above zero."""
+        return self.grad_sq > 2.0 * self.grad_sq_stderr
+
+    @property
+    def recommended_batch_size(self) -> int:
+        """The power of two nearest B_simple (on a log scale), between 1 and ``max_batch``."""
+        if not math.isfinite(self.b_simple) or self.b_simple <= 0:
+            return self.max_batch if self.b_simple > 0 or not math.isfinite(self.b_simple) else 1
+        return int(min(self.max_batch, max(1, 2 ** round(math.log2(self.b_simple)))))
+
+    def describe(self, batch_size: int | None = None) -> str:
+        """A plain sentence on what B_simple says about the batch size."""
+        how = f"from {self.n_pairs} pairs of batches of {self.small_batch} and {self.big_batch}"
+        if not math.isfinite(self.b_simple):
+            head = (
+                f"The gradient noise swamps the mean gradient ({how}): the estimate of |G|^2 was not positive, "
+                f"so B_simple is very large"
+            )
+        else:
+            head = f"Gradient noise scale B_simple is about {self.b_simple:.3g} ({how})"
+            if not self.reliable:
+                head += "; the |G|^2 estimate is within two standard errors of zero, so take it as a rough figure"
+        rec = self.recommended_batch_size
+        if batch_size is None:
+            tail = f"a batch of about {rec} uses each example's gradient well."
+        elif batch_size < self.b_simple:
+            tail = (
+                f"the batch of {batch_size} is below it, so each step mostly follows noise; a batch of about {rec} "
+                f"(or gradient accumulation to that size) would take nearly proportionally fewer steps."
+            )
+        else:
+            tail = f"the batch of {batch_size} is at or above it, so a larger batch would mostly waste compute."
+        return f"{head}: {tail}"
+
+    def __str__(self) -> str:
+        return self.describe()
+
+
+def _flat_grad(loss: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    return torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for p, g in zip(params, grads)])
+
+
+def gradient_noise_scale(
+    model: nn.Module,
+    data,
+    loss_fn: LossFn | None = None,
+    small_batch: int = 8,
+    big_batch: int = 32,
+    n_pairs: int = 4,
+    seed: int = 0,
+) -> NoiseScaleResult:
+    """Estimate the simple gradient noise scale at the model's current parameters.
+
+    Each pair draws ``big_batch`` examples and cuts them into ``big_batch // small_batch``
+    batches of ``small_batch``: their gradients g_j give |G_small|^2 (the mean of |g_j|^2)
+    and their average gives G_big. The unbiased estimators of McCandlish et al. 2018
+    (Appendix A) are then
+
+        |G|^2     ~ (B_big |G_big|^2 - B_small |G_small|^2) / (B_big - B_small)
+        tr(Sigma) ~ (|G_small|^2 - |G_big|^2) / (1 / B_small - 1 / B_big)
+
+    each averaged over the pairs before the ratio B_simple = tr(Sigma) / |G|^2 is taken
+    (a ratio of averages, as the paper advises; an average of ratios is badly biased).
+    ``loss_fn`` must average over the batch (``reduction="mean"``). Gradients are taken
+    in train mode (dropout is part of the noise) with the RNG seeded by ``seed``.
+    """
+    params = _check_model(model)
+    _check_int("small_batch", small_batch, 1)
+    _check_int("big_batch", big_batch, 2)
+    if big_batch <= small_batch or big_batch % small_batch:
+        raise ValueError(
+            f"big_batch must be a multiple of small_batch larger than it, got big_batch={big_batch} and "
+            f"small_batch={small_batch}"
+        )
+    _check_int("n_pairs", n_pairs, 1)
+    loss_fn = loss_fn if loss_fn is not None else nn.MSELoss()
+    examples = _Examples(data)
+    if len(examples) < big_batch:
+        raise ValueError(f"big_batch must be <= the number of examples ({len(examples)}), got {big_batch}")
+    device = _device(model)
+    gen = torch.Generator().manual_seed(seed)
+    m = big_batch // small_batch
+    b_s, b_b = float(small_batch), float(big_batch)
+    g2_pairs: list[torch.Tensor] = []
+    tr_pairs: list[torch.Tensor] = []
+    with _restoring(model, seed=seed):
+        model.train()
+        for _ in range(n_pairs):
+            idx = torch.randperm(len(examples), generator=gen)[:big_batch]
+            x, y = examples.take(idx, device)
+            total, small_sq = None, 0.0
+            for j in range(m):
+                sl = slice(j * small_batch, (j + 1) * small_batch)
+                g = _flat_grad(loss_fn(model(x[sl]), y[sl]), params).double()
+                total = g if total is None else total + g
+                small_sq = small_sq + g.dot(g)
+            s_small = small_sq / m
+            g_big = total / m
+            s_big = g_big.dot(g_big)
+            g2_pairs.append((b_b * s_big - b_s * s_small) / (b_b - b_s))
+            tr_pairs.append((s_small - s_big) / (1.0 / b_s - 1.0 / b_b))
+    g2 = torch.stack(g2_pairs).cpu()
+    tr = torch.stack(tr_pairs).cpu()
+    grad_sq, trace = float(g2.mean()), float(tr.mean())
+    stderr = float(g2.std() / math.sqrt(n_pairs)) if n_pairs > 1 else math.inf
+    b_simple = trace / grad_sq if grad_sq > 0 else math.inf
+    return NoiseScaleResult(
+        b_simple=b_simple,
+        grad_sq=grad_sq,
+        trace=trace,
+        grad_sq_stderr=stderr,
+        small_batch=small_batch,
+        big_batch=big_batch,
+        n_pairs=n_pairs,
+        grad_sq_pairs=g2.tolist(),
+        trace_pairs=tr.tolist(),
+        max_batch=max(1, min(4096, 2 ** int(math.log2(len(examples))))),
+    )
+
+
+# -- sharpness -----------------------------------------------------------------------------
+def stability_threshold(optimizer: torch.optim.Optimizer) -> tuple[float, str]:
+    """``(threshold, formula)``: where the relevant sharpness makes the update unstable.
+
+    Gradient descent on a quadratic of curvature lambda is stable while lambda < 2 / lr;
+    heavy-ball momentum beta moves that to (2 + 2 beta) / lr, Nesterov to
+    (2 + 2 beta) / ((1 + 2 beta) lr); Adam's preconditioned sharpness (with its beta1
+    momentum and frozen preconditioner) to (2 + 2 beta1) / ((1 - beta1) lr), 38 / lr
+    at beta1 = 0.9 (Cohen et al. 2021, 2022).
+    """
+    group = optimizer.param_groups[0]
+    lr = float(group["lr"])
+    if isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW)):
+        b1 = float(group["betas"][0])
+        return (2 + 2 * b1) / ((1 - b1) * lr), f"(2 + 2*beta1) / ((1 - beta1) * lr) with beta1={b1:g}, lr={lr:g}"
+    if isinstance(optimizer, torch.optim.SGD):
+        mom = float(group.get("momentum", 0.0) or 0.0)
+        if mom == 0:
+            return 2 / lr, f"2 / lr with lr={lr:g}"
+        if group.get("nesterov"):
+            return (2 + 2 * mom) / ((1 + 2 * mom) * lr), f"(2 + 2*beta) / ((1 + 2*beta) * lr), beta={mom:g}, lr={lr:g}"
+        return (2 + 2 * mom) / lr, f"(2 + 2*beta) / lr with momentum beta={mom:g}, lr={lr:g}"
+    raise TypeError(f"optimizer must be torch.optim.SGD, Adam or AdamW, got {type(optimizer).__name__}")
+
+
+@dataclass
+class SharpnessResult:
+    """Top Hessian eigenvalue over one batch, and where it stands against the stability limit."""
+
+    sharpness: float  # top eigenvalue of the loss Hessian (plus the optimizer's L2 term, if any)
+    preconditioned: float | None  # Adam: top eigenvalue of P^-1/2 H P^-1/2, P = diag(sqrt(v_hat) + eps)
+    threshold: float | None  # stability limit for the relevant sharpness (None without an optimizer)
+    threshold_formula: str
+    lr: float | None
+    optimizer_kind: str  # "none", "sgd" or "adam"
+    iters: int
+    trace: list[float] = field(repr=False, default_factory=list)  # Rayleigh quotient per iteration
+
+    @property
+    def relevant(self) -> float:
+        """The sharpness the threshold applies to: preconditioned for Adam, raw otherwise."""
+        return self.preconditioned if self.preconditioned is not None else self.sharpness
+
+    @property
+    def ratio(self) -> float | None:
+        """``relevant / threshold``: about 1 at the edge of stability, above 1 unstable."""
+        return None if self.threshold is None else self.relevant / self.threshold
+
+    def __str__(self) -> str:
+        if self.threshold is None:
+            return f"sharpness (top Hessian eigenvalue) {self.sharpness:.4g}; 2/lr would be the GD stability limit."
+        name = "preconditioned sharpness" if self.preconditioned is not None else "sharpness"
+        return (
+            f"{name} {self.relevant:.4g} vs stability limit {self.threshold:.4g} ({self.threshold_formula}): "
+            f"{self.ratio:.0%} of the limit."
+        )
+
+
+def _power_iteration(op: Callable, like: list[torch.Tensor], iters: int, gen: torch.Generator) -> tuple[float, list]:
+    """Largest (algebraic) eigenvalue of the symmetric operator ``op``.
+
+    Plain power iteration finds the eigenvalue of largest magnitude; when that one is
+    negative, a second pass on ``op - lambda I`` (all eigenvalues >= 0) finds the top one.
+    """
+
+    def run(shift: float) -> tuple[float, list[float]]:
+        v = [torch.randn(p.shape, generator=gen, dtype=p.dtype).to(p.device) for p in like]
+        norm = torch.sqrt(sum((t * t).sum() for t in v))
+        v = [t / norm for t in v]
+        lam, seen = 0.0, []
+        for _ in range(iters):
+            hv = op(v)
+            if shift:
+                hv = [h - shift * t for h, t in zip(hv, v)]
+            lam_t = sum((h * t).sum() for h, t in zip(hv, v))
+            norm = torch.sqrt(sum((h * h).sum() for h in hv))
+            lam = float(lam_t)
+            seen.append(lam + shift)
+            if float(norm) == 0.0:
+                break
+            v = [h / norm for h in hv]
+        return lam + shift, seen
+
+    lam, seen = run(0.0)
+    if lam < 0:
+        lam, more = run(lam)
+        seen += more
+    return lam, seen
+
+
+def sharpness(
+    model: nn.Module,
+    batch,
+    loss_fn: LossFn | None = None,
+    iters: int = 20,
+    optimizer: torch.optim.Optimizer | None = None,
+    seed: int = 0,
+) -> SharpnessResult:
+    """Top eigenvalue of the Hessian of the loss on ``batch`` (a fixed ``(x, y)``), by power iteration.
+
+    Each iteration is one Hessian-vector product (double backward through one stored
+    graph: the forward pass, and so any dropout mask, is the same for all of them).
+    With an optimizer: SGD compares the raw value with 2 / lr (momentum-corrected);
+    Adam/AdamW also computes the preconditioned sharpness of Cohen et al. 2022,
+    lambda_max(P^-1/2 H P^-1/2) with P = diag(sqrt(v_hat) + eps) from the optimizer's
+    state, and compares it with (2 + 2 beta1) / ((1 - beta1) lr) = 38 / lr at beta1 = 0.9.
+    Parameter groups with different LRs are folded in as lr_g / lr_0. Everything the
+    probe touches is restored.
+    """
+    _check_model(model)
+    _check_int("iters", iters, 1)
+    loss_fn = loss_fn if loss_fn is not None else nn.MSELoss()
+    device = _device(model)
+    x, y = _as_batch(batch, device)
+    kind, threshold, formula, lr = "none", None, "", None
+    model_params = {id(p) for p in model.parameters()}
+    if optimizer is not None:
+        threshold, formula = stability_threshold(optimizer)
+        kind = "adam" if isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW)) else "sgd"
+        lr = float(optimizer.param_groups[0]["lr"])
+        params = [p for g in optimizer.param_groups for p in g["params"] if p.requires_grad]
+        if any(id(p) not in model_params for p in params):
+            raise ValueError("optimizer holds parameters that are not the model's")
+    else:
+        params = [p for p in model.parameters() if p.requires_grad]
+
+    # per-parameter L2 coefficient (Adam and SGD add weight_decay * w to the gradient; AdamW does not)
+    l2 = [0.0] * len(params)
+    scale: list[torch.Tensor | float] = [1.0] * len(params)
+    if optimizer is not None:
+        i = 0
+        for g in optimizer.param_groups:
+            for p in g["params"]:
+                if not p.requires_grad:
+                    continue
+                if not isinstance(optimizer, torch.optim.AdamW):
+                    l2[i] = float(g.get("weight_decay", 0.0) or 0.0)
+                scale[i] = float(g["lr"]) / lr  # type: ignore[operator]
+                i += 1
+
+    gen = torch.Generator().manual_seed(seed)
+    with _restoring(model, seed=seed):
+        loss = loss_fn(model(x), y)
+        grads = torch.autograd.grad(loss, params, create_graph=True)
+
+        def hvp(v: list[torch.Tensor]) -> list[torch.Tensor]:
+            hv = torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True, allow_unused=True)
+            return [
+                (torch.zeros_like(t) if h is None else h.detach()) + c * t for h, t, c in zip(hv, v, l2)
+            ]
+
+        def scaled_op(d: list) -> Callable:
+            return lambda u: [di * h for di, h in zip(d, hvp([di * t for di, t in zip(d, u)]))]
+
+        if all(s == 1.0 for s in scale):
+            top, seen = _power_iteration(hvp, params, iters, gen)
+        else:  # SGD with group-specific LRs: the LR-weighted curvature is what matters
+            d = [math.sqrt(s) for s in scale]  # type: ignore[arg-type]
+            top, seen = _power_iteration(scaled_op(d), params, iters, gen)
+        pre = None
+        if kind == "adam":
+            d = _adam_preconditioner(optimizer, params, scale)  # type: ignore[arg-type]
+            if d is not None:
+                pre, more = _power_iteration(scaled_op(d), params, iters, gen)
+                seen += more
+        del grads, loss
+    if kind == "adam" and pre is None:
+        formula += "; no Adam state yet (take a step first), so only the raw sharpness was measured"
+        threshold = None
+    return SharpnessResult(
+        sharpness=top,
+        preconditioned=pre,
+        threshold=threshold,
+        threshold_formula=formula,
+        lr=lr,
+        optimizer_kind=kind,
+        iters=iters,
+        trace=seen,
+    )
+
+
+def _adam_preconditioner(optimizer: torch.optim.Optimizer, params: list, scale: list) -> list | None:
+    """``P^-1/2`` per parameter, ``P = sqrt(v_hat) + eps`` (scaled by lr_g / lr_0), or None without state."""
+    eps_of, beta2_of, amsgrad_of = {}, {}, {}
+    for g in optimizer.param_groups:
+        for p in g["params"]:
+            eps_of[id(p)], beta2_of[id(p)], amsgrad_of[id(p)] = g["eps"], g["betas"][1], g.get("amsgrad", False)
+    out = []
+    for p, s in zip(params, scale):
+        st = optimizer.state.get(p)
+        if not st or "exp_avg_sq" not in st:
+            return None
+        step = float(st["step"])
+        v = st["max_exp_avg_sq"] if amsgrad_of[id(p)] else st["exp_avg_sq"]
+        v_hat = v.detach() / (1.0 - beta2_of[id(p)] ** step)
+        out.append(torch.rsqrt(v_hat.sqrt() + eps_of[id(p)]) * math.sqrt(s))
+    return out
+
+
+# -- per-layer statistics ------------------------------------------------------------------
+class LayerStats(Callback):
+    """Per-layer gradient norm, weight norm and update-to-weight ratio, every epoch.
+
+    Records go to ``trainer.history.meta["layer_stats"]``, one dict per (epoch, layer):
+    ``epoch``, ``layer``, ``grad_norm`` (mean over the epoch's steps of the layer's
+    PRE-clip gradient norm: the post-clip norm divided by the step's clip factor),
+    ``grad_norm_max``, ``grad_share`` (the layer's share of the summed squared gradient
+    norms over the epoch), ``weight_norm`` (at the epoch's end), ``update_ratio`` (mean
+    over sampled steps of |w_t - w_{t-1}| / |w_{t-1}|) and ``epoch_update_ratio``
+    (|w_end - w_start| / |w_start| over the whole epoch).
+
+    ``by="parameter"`` keeps each tensor (``0.weight``); ``by="module"`` pools tensors of
+    one module (``0``). Cost per step: one ``_foreach_norm`` over the gradients and a few
+    tiny vector ops, all on the device; every ``update_every`` steps one copy of the
+    weights for the step-update ratio. The host sees the numbers once per epoch.
+    """
+
+    def __init__(self, by: str = "parameter", update_every: int = 10) -> None:
+        if by not in ("parameter", "module"):
+            raise ValueError(f"by must be 'parameter' or 'module', got {by!r}")
+        _check_int("update_every", update_every, 1)
+        self.by = by
+        self.update_every = update_every
+        self._reset_epoch_state()
+
+    def _reset_epoch_state(self) -> None:
+        self._epoch: int | None = None
+        self._steps = 0
+        self._done = False
+
+    # -- set-up
+    def on_train_begin(self, trainer: "Trainer") -> None:
+        names = {id(p): n for n, p in trainer.model.named_parameters()}
+        self.params = list(trainer.params)
+        pnames = [names.get(id(p), f"param{i}") for i, p in enumerate(self.params)]
+        if self.by == "module":
+            groups = [n.rsplit(".", 1)[0] if "." in n else n for n in pnames]
+        else:
+            groups = pnames
+        self.layers = list(dict.fromkeys(groups))
+        device = self.params[0].device
+        self.index = torch.tensor([self.layers.index(g) for g in groups], device=device)
+        trainer.history.meta.setdefault("layer_stats", [])
+        self._reset_epoch_state()
+        self._end_snapshot = [p.detach().clone() for p in self.params]
+
+    def _pool(self, sq: torch.Tensor) -> torch.Tensor:
+        """Per-tensor squared norms -> per-layer squared norms."""
+        if self.by == "parameter":
+            return sq
+        return torch.zeros(len(self.layers), dtype=sq.dtype, device=sq.device).index_add_(0, self.index, sq)
+
+    def _sq_norms(self, tensors: list[torch.Tensor]) -> torch.Tensor:
+        return self._pool(torch.stack(torch._foreach_norm(tensors)).float() ** 2)
+
+    def _start_epoch(self, epoch: int) -> None:
+        self._epoch = epoch
+        self._steps = 0
+        self._done = False
+        n = len(self.layers)
+        dev = self.params[0].device
+        self._grad_sum = torch.zeros(n, device=dev)
+        self._grad_max = torch.zeros(n, device=dev)
+        self._grad_sq_sum = torch.zeros(n, device=dev)
+        self._ratio_sum = torch.zeros(n, device=dev)
+        self._ratio_n = 0
+        self._prev: list[torch.Tensor] | None = None
+        self._start = self._end_snapshot  # the weights before this epoch's first step
+
+    # -- per step
+    @torch.no_grad()
+    def on_step_end(self, trainer: "Trainer", row: dict) -> None:
+        epoch = row["epoch"]
+        if self._epoch != epoch:
+            if self._epoch is not None and not self._done:
+                self._finish(trainer)
+            self._start_epoch(epoch)
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        sq = self._sq_norms(grads) / (row.get("clip_factor", 1.0) or 1.0) ** 2  # undo clipping
+        norms = sq.sqrt()
+        self._grad_sum += norms
+        self._grad_sq_sum += sq
+        torch.maximum(self._grad_max, norms, out=self._grad_max)
+        if self._prev is not None:  # the weights just before this step were snapshotted
+            delta = torch._foreach_sub(self.params, self._prev)
+            d_sq = self._sq_norms(delta)
+            w_sq = self._sq_norms(self._prev)
+            self._ratio_sum += (d_sq / w_sq.clamp_min(1e-30)).sqrt()
+            self._ratio_n += 1
+            self._prev = None
+        self._steps += 1
+        if self._steps == trainer.steps_per_epoch:
+            # finish here, before the trainer saves its history at the end of the epoch
+            self._finish(trainer)
+        elif (self._steps - 1) % self.update_every == 0:  # measure the next step's update
+            self._prev = [p.detach().clone() for p in self.params]
+
+    def on_epoch_end(self, trainer: "Trainer", row: dict) -> None:
+        if self._epoch is not None and not self._done:
+            self._finish(trainer)
+
+    @torch.no_grad()
+    def _finish(self, trainer: "Trainer") -> None:
+        weights = [p.detach() for p in self.params]
+        w_sq = self._sq_norms(weights)
+        e_sq = self._sq_norms(torch._foreach_sub(weights, self._start))
+        e_ratio = (e_sq / self._sq_norms(self._start).clamp_min(1e-30)).sqrt()
+        self._end_snapshot = [w.clone() for w in weights]
+        n = max(self._steps, 1)
+        total_sq = self._grad_sq_sum.sum().clamp_min(1e-30)
+        ratio = self._ratio_sum / self._ratio_n if self._ratio_n else torch.full_like(w_sq, float("nan"))
+        table = torch.stack(
+            [self._grad_sum / n, self._grad_max, self._grad_sq_sum / total_sq, w_sq.sqrt(), ratio, e_ratio]
+        ).T.cpu().tolist()  # the one host transfer of the epoch
+        rows = trainer.history.meta.setdefault("layer_stats", [])
+        for layer, (g, gmax, share, w, r, er) in zip(self.layers, table):
+            rows.append(
+                {
+                    "epoch": self._epoch,
+                    "layer": layer,
+                    "grad_norm": g,
+                    "grad_norm_max": gmax,
+                    "grad_share": share,
+                    "weight_norm": w,
+                    "update_ratio": r,
+                    "epoch_update_ratio": er,
+                }
+            )
+        self._done = True
+
+
+LAYER_STATS_COLUMNS = (
+    "epoch",
+    "layer",
+    "grad_norm",
+    "grad_norm_max",
+    "grad_share",
+    "weight_norm",
+    "update_ratio",
+    "epoch_update_ratio",
+)
+
+
+def layer_stats_dataframe(history: "History | dict | list"):
+    """``history.meta["layer_stats"]`` (or the list itself) as a DataFrame, one row per epoch and layer."""
+    import pandas as pd
+
+    if isinstance(history, list):
+        rows = history
+    else:
+        meta = history.get("meta", history) if isinstance(history, dict) else getattr(history, "meta", None)
+        if meta is None:
+            raise TypeError(f"history must be a History, its dict or a list of rows, got {type(history).__name__}")
+        rows = meta.get("layer_stats", [])
+    if not rows:
+        return pd.DataFrame(columns=list(LAYER_STATS_COLUMNS))
+    df = pd.DataFrame(rows)
+    return df[[c for c in LAYER_STATS_COLUMNS if c in df.columns] + [c for c in df.columns if c not in LAYER_STATS_COLUMNS]]
+
+
+# -- findings ------------------------------------------------------------------------------
+def range_test_findings(result: LRRangeResult, lr: float) -> list[Finding]:
+    """LR_ABOVE_STABLE_RANGE when ``lr`` is at or past the LR where the sweep's loss bottomed out."""
+    if lr < result.lr_at_min:
+        return []
+    past_div = result.diverged_lr is not None and lr >= result.diverged_lr
+    where = (
+        f"at or past the LR where the sweep diverged ({result.diverged_lr:.3g})"
+        if past_div
+        else f"at or past the LR where the sweep's smoothed loss was lowest ({result.lr_at_min:.3g})"
+    )
+    return [
+        Finding(
+            code="LR_ABOVE_STABLE_RANGE",
+            severity="critical" if past_div else "warning",
+            title="Learning rate above the stable range (LR range test)",
+            evidence=(
+                f"lr {lr:.3g} is {where}; the sweep ran {len(result.lrs)} steps from {result.lrs[0]:.3g} and "
+                f"suggests {result.suggestion:.3g}."
+            ),
+            explanation=(
+                "In an LR range test the loss falls while the LR is in a useful range and turns up once steps "
+                "overshoot. Training at or beyond the turning point makes each step undo part of the last."
+            ),
+            suggestion=f"Lower the learning rate to about {result.suggestion:.2g} (the sweep's suggestion).",
+        )
+    ]
+
+
+def sharpness_findings(result: SharpnessResult, at_edge: float = 0.9) -> list[Finding]:
+    """LR_ABOVE_STABLE_RANGE when the relevant sharpness is at least ``at_edge`` x its stability limit."""
+    if result.ratio is None or result.ratio < at_edge:
+        return []
+    name = "preconditioned sharpness" if result.preconditioned is not None else "sharpness"
+    safe_lr = result.lr * at_edge / result.ratio / 2 if result.lr else None
+    return [
+        Finding(
+            code="LR_ABOVE_STABLE_RANGE",
+            severity="warning" if result.ratio < 1.1 else "critical",
+            title="Learning rate at the edge of stability (sharpness)",
+            evidence=(
+                f"{name} {result.relevant:.4g} is {result.ratio:.0%} of the stability limit "
+                f"{result.threshold:.4g} = {result.threshold_formula}."
+            ),
+            explanation=(
+                "Along the top Hessian direction a step of this size overshoots once the sharpness passes the "
+                "limit. Training then self-stabilises at the edge (Cohen et al. 2021, 2022) with loss spikes "
+                "and oscillation instead of steady descent."
+            ),
+            suggestion=(
+                f"Lower the learning rate (about {safe_lr:.2g} halves the ratio) or warm it up."
+                if safe_lr
+                else "Lower the learning rate or warm it up."
+            ),
+        )
+    ]
+
+
+def noise_scale_findings(result: NoiseScaleResult, batch_size: int) -> list[Finding]:
+    """BATCH_BELOW_NOISE_SCALE when the (effective) batch size is below B_simple."""
+    _check_int("batch_size", batch_size, 1)
+    if batch_size >= result.b_simple:
+        return []
+    rec = max(result.recommended_batch_size, batch_size * 2)
+    value = "larger than can be measured" if not math.isfinite(result.b_simple) else f"about {result.b_simple:.3g}"
+    note = "" if result.reliable else " (a rough estimate: |G|^2 is within two standard errors of zero)"
+    return [
+        Finding(
+            code="BATCH_BELOW_NOISE_SCALE",
+            severity="warning" if result.reliable else "info",
+            title="Batch size below the gradient noise scale",
+            evidence=(
+                f"batch size {batch_size} vs gradient noise scale B_simple {value}{note}, measured from "
+                f"{result.n_pairs} pairs of batches of {result.small_batch} and {result.big_batch}."
+            ),
+            explanation=(
+                "Below B_simple the noise in a batch's gradient is larger than the gradient itself, so a step "
+                "mostly follows noise and a higher LR amplifies it. Up to about B_simple a larger batch cuts the "
+                "steps needed nearly in proportion (McCandlish et al. 2018)."
+            ),
+            suggestion=(
+                f"Try a batch size of {rec} (or gradient accumulation over {max(2, rec // batch_size)} batches)."
+            ),
+        )
+    ]
+
+
+def layer_findings(history_or_rows, share: float = 0.5) -> list[Finding]:
+    """LAYER_DOMINATES_GRADIENT when one layer holds more than ``share`` of the squared gradient norm.
+
+    Looks at the last recorded epoch of ``LayerStats`` (a History, its meta, or the rows).
+    """
+    if isinstance(history_or_rows, list):
+        rows = history_or_rows
+    else:
+        meta = getattr(history_or_rows, "meta", history_or_rows)
+        rows = meta.get("layer_stats", []) if isinstance(meta, dict) else []
+    if not rows:
+        return []
+    last = max(r["epoch"] for r in rows)
+    latest = [r for r in rows if r["epoch"] == last]
+    if len(latest) < 2:
+        return []
+    top = max(latest, key=lambda r: r["grad_share"])
+    if not top["grad_share"] > share:
+        return []
+    epochs_over = sorted({r["epoch"] for r in rows if r["layer"] == top["layer"] and r["grad_share"] > share})
+    return [
+        Finding(
+            code="LAYER_DOMINATES_GRADIENT",
+            severity="warning",
+            title=f"One layer dominates the gradient ({top['layer']})",
+            evidence=(
+                f"{top['layer']} holds {top['grad_share']:.0%} of the squared gradient norm in epoch {last} "
+                f"(over {share:.0%} in epochs {', '.join(map(str, epochs_over))}); its mean pre-clip gradient norm "
+                f"is {top['grad_norm']:.3g} against weight norm {top['weight_norm']:.3g}."
+            ),
+            explanation=(
+                "Clipping the total norm scales every layer by the same factor, so when one layer's gradient is "
+                "most of the norm, clipping throttles all the others on its account."
+            ),
+            suggestion=(
+                "Check the scale of this layer's inputs or targets (normalisation), consider a lower LR for it "
+                "(a parameter group), or clip per layer."
+            ),
+        )
+    ]
+
+
+def probe_findings(
+    *,
+    lr: float | None = None,
+    batch_size: int | None = None,
+    range_test: LRRangeResult | None = None,
+    noise_scale: NoiseScaleResult | None = None,
+    sharpness_result: SharpnessResult | None = None,
+    history=None,
+    layer_share: float = 0.5,
+) -> list[Finding]:
+    """All findings the given probe results support. ``lr`` and ``batch_size`` are the run's settings."""
+    out: list[Finding] = []
+    if range_test is not None:
+        if lr is None:
+            raise ValueError("lr is needed to judge an LR range test, got None")
+        out += range_test_findings(range_test, lr)
+    if sharpness_result is not None:
+        out += sharpness_findings(sharpness_result)
+    if noise_scale is not None:
+        if batch_size is None:
+            raise ValueError("batch_size is needed to judge a noise scale, got None")
+        out += noise_scale_findings(noise_scale, batch_size)
+    if history is not None:
+        out += layer_findings(history, share=layer_share)
+    return out
+
+
+__all__ = [
+    "LRRangeResult",
+    "LayerStats",
+    "NoiseScaleResult",
+    "SharpnessResult",
+    "ema_smooth",
+    "gradient_noise_scale",
+    "layer_findings",
+    "layer_stats_dataframe",
+    "lr_range_test",
+    "noise_scale_findings",
+    "probe_findings",
+    "range_test_findings",
+    "sharpness",
+    "sharpness_findings",
+    "stability_threshold",
+    "suggest_lr",
+]

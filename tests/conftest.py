@@ -1,0 +1,25 @@
+"""Shared fixtures: tiny synthetic tasks, a quiet log sink, the Agg backend."""
+
+from __future__ import annotations
+
+import matplotlib
+import pytest
+from torch.utils.data import TensorDataset
+
+from tasks import make_mlp, make_regression
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture
+def tiny_task():
+    """(model, train_data, val_data) for a 4-feature linear-ish regression."""
+    x, y = make_regression(128)
+    xv, yv = make_regression(48, seed=1)
+    return make_mlp(), TensorDataset(x, y), TensorDataset(xv, yv)
+
+
+@pytest.fixture
+def quiet():
+    """A list that collects log lines: pass ``sink=quiet.append`` instead of printing."""
+    return []

@@ -1,0 +1,18 @@
+"""Tiny synthetic regression tasks that train in milliseconds (shared by the tests)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def make_regression(n: int = 96, features: int = 4, seed: int = 0, noise: float = 0.1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, features, generator=g)
+    w = torch.randn(features, 1, generator=g)
+    y = x @ w + noise * torch.randn(n, 1, generator=g)
+    return x, y
+
+
+def make_mlp(features: int = 4, hidden: int = 16, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(features, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 1))

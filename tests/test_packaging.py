@@ -1,0 +1,47 @@
+"""The conda environment and pyproject.toml must name the same dependencies."""
+
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONDA_NAMES = {"pytorch": "torch"}  # conda-forge name -> PyPI name
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[ ;]", requirement.strip(), maxsplit=1)[0].lower()
+
+
+def _pyproject_requirements() -> dict[str, str]:
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    project = data["project"]
+    reqs = list(project["dependencies"])
+    for extra in ("notebooks", "dev"):
+        reqs += [r for r in project["optional-dependencies"][extra] if not r.startswith("nbtrain")]
+    return {_name(r): r.replace(" ", "") for r in reqs}
+
+
+def _conda_requirements() -> dict[str, str]:
+    out = {}
+    text = (ROOT / "environment.yml").read_text()
+    for line in text.split("\ndependencies:\n", 1)[1].splitlines():
+        m = re.match(r"^  - ([A-Za-z0-9_.\-]+)([<>=!~].*)?$", line.split("#")[0].rstrip())
+        if m and m.group(1) not in ("python", "pip"):
+            name = CONDA_NAMES.get(m.group(1), m.group(1)).lower()
+            out[name] = name + (m.group(2) or "")
+    return out
+
+
+def test_environment_yml_and_pyproject_name_the_same_dependencies():
+    py, conda = _pyproject_requirements(), _conda_requirements()
+    assert sorted(py) == sorted(conda)
+    assert py == conda, "version bounds differ between pyproject.toml and environment.yml"
+
+
+def test_environment_installs_the_package_itself():
+    assert "-e ." in (ROOT / "environment.yml").read_text()
+
+
+def test_console_script():
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert data["project"]["scripts"]["nbtrain"] == "nbtrain.cli:main"
