@@ -27,24 +27,16 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from .callbacks import Callback
+from .diagnostics import Finding
 
 if TYPE_CHECKING:  # pragma: no cover
     from .history import History
     from .trainer import Trainer
 
-try:  # the diagnostics module owns the Finding type; probes only produce more of them
-    from .diagnostics import Finding
-except ImportError:  # pragma: no cover - only while diagnostics.py does not exist yet
-
-    @dataclass
-    class Finding:  # type: ignore[no-redef]
-        code: str
-        severity: str
-        title: str
-        evidence: str
-        explanation: str
-        suggestion: str
-
+# finding codes the probes add to those of nbtrain.diagnostics
+LR_ABOVE_STABLE_RANGE = "LR_ABOVE_STABLE_RANGE"
+BATCH_BELOW_NOISE_SCALE = "BATCH_BELOW_NOISE_SCALE"
+LAYER_DOMINATES_GRADIENT = "LAYER_DOMINATES_GRADIENT"
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -321,7 +313,7 @@ def lr_range_test(
             if grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(params, grad_clip, foreach=True)
             opt.step()
-            value = float(loss)  # one host sync per step: the sweep must see divergence at once
+            value = float(loss.detach())  # one host sync per step: the sweep must see divergence at once
             lrs.append(lr)
             losses.append(value)
             if not math.isfinite(value):
@@ -862,18 +854,32 @@ def range_test_findings(result: LRRangeResult, lr: float) -> list[Finding]:
     )
     return [
         Finding(
-            code="LR_ABOVE_STABLE_RANGE",
+            code=LR_ABOVE_STABLE_RANGE,
             severity="critical" if past_div else "warning",
             title="Learning rate above the stable range (LR range test)",
-            evidence=(
-                f"lr {lr:.3g} is {where}; the sweep ran {len(result.lrs)} steps from {result.lrs[0]:.3g} and "
-                f"suggests {result.suggestion:.3g}."
-            ),
+            problem=f"The learning rate {lr:.3g} is {where}.",
+            evidence={
+                "lr": lr,
+                "lr_at_min": result.lr_at_min,
+                "diverged_lr": result.diverged_lr,
+                "suggestion": result.suggestion,
+                "sweep_steps": len(result.lrs),
+                "sweep_start_lr": result.lrs[0],
+                "sweep_end_lr": result.lrs[-1],
+            },
+            evidence_text=[
+                f"LR range test over {len(result.lrs)} steps from {result.lrs[0]:.3g} to {result.lrs[-1]:.3g}: "
+                f"lowest smoothed loss at lr {result.lr_at_min:.3g}"
+                + (f", stopped (diverging) at {result.diverged_lr:.3g}" if result.diverged_lr is not None else ""),
+                f"suggested lr {result.suggestion:.3g} ({result.suggestion_method})",
+            ],
             explanation=(
                 "In an LR range test the loss falls while the LR is in a useful range and turns up once steps "
-                "overshoot. Training at or beyond the turning point makes each step undo part of the last."
+                "overshoot. Training at or beyond that turning point makes each step undo part of the last."
             ),
             suggestion=f"Lower the learning rate to about {result.suggestion:.2g} (the sweep's suggestion).",
+            rationale="The suggestion sits where the loss fell fastest in the sweep, well below the turning point.",
+            monitor="Training loss falling steadily from the first epoch; pre-clip gradient norms not rising.",
         )
     ]
 
@@ -883,26 +889,41 @@ def sharpness_findings(result: SharpnessResult, at_edge: float = 0.9) -> list[Fi
     if result.ratio is None or result.ratio < at_edge:
         return []
     name = "preconditioned sharpness" if result.preconditioned is not None else "sharpness"
-    safe_lr = result.lr * at_edge / result.ratio / 2 if result.lr else None
+    half_lr = result.lr * 0.5 / result.ratio if result.lr else None
     return [
         Finding(
-            code="LR_ABOVE_STABLE_RANGE",
+            code=LR_ABOVE_STABLE_RANGE,
             severity="warning" if result.ratio < 1.1 else "critical",
             title="Learning rate at the edge of stability (sharpness)",
-            evidence=(
-                f"{name} {result.relevant:.4g} is {result.ratio:.0%} of the stability limit "
-                f"{result.threshold:.4g} = {result.threshold_formula}."
+            problem=(
+                f"The {name} {result.relevant:.4g} is {result.ratio:.0%} of the stability limit "
+                f"{result.threshold:.4g} for lr {result.lr:.3g}."
             ),
+            evidence={
+                "sharpness": result.sharpness,
+                "preconditioned_sharpness": result.preconditioned,
+                "threshold": result.threshold,
+                "ratio": result.ratio,
+                "lr": result.lr,
+                "optimizer": result.optimizer_kind,
+            },
+            evidence_text=[
+                f"top Hessian eigenvalue {result.sharpness:.4g}"
+                + (f"; preconditioned {result.preconditioned:.4g}" if result.preconditioned is not None else ""),
+                f"stability limit {result.threshold:.4g} = {result.threshold_formula}",
+            ],
             explanation=(
                 "Along the top Hessian direction a step of this size overshoots once the sharpness passes the "
-                "limit. Training then self-stabilises at the edge (Cohen et al. 2021, 2022) with loss spikes "
-                "and oscillation instead of steady descent."
+                "limit. Training then hovers at the edge (Cohen et al. 2021, 2022): the loss oscillates and "
+                "spikes instead of falling steadily."
             ),
             suggestion=(
-                f"Lower the learning rate (about {safe_lr:.2g} halves the ratio) or warm it up."
-                if safe_lr
+                f"Lower the learning rate (about {half_lr:.2g} puts the sharpness at half the limit) or warm it up."
+                if half_lr
                 else "Lower the learning rate or warm it up."
             ),
+            rationale="The limit scales as 1/lr, so a lower LR gives the sharpness room below it.",
+            monitor="Sharpness measured every epoch staying below about 80% of the limit; no loss spikes.",
         )
     ]
 
@@ -913,25 +934,37 @@ def noise_scale_findings(result: NoiseScaleResult, batch_size: int) -> list[Find
     if batch_size >= result.b_simple:
         return []
     rec = max(result.recommended_batch_size, batch_size * 2)
-    value = "larger than can be measured" if not math.isfinite(result.b_simple) else f"about {result.b_simple:.3g}"
+    value = "larger than could be measured" if not math.isfinite(result.b_simple) else f"about {result.b_simple:.3g}"
     note = "" if result.reliable else " (a rough estimate: |G|^2 is within two standard errors of zero)"
     return [
         Finding(
-            code="BATCH_BELOW_NOISE_SCALE",
+            code=BATCH_BELOW_NOISE_SCALE,
             severity="warning" if result.reliable else "info",
             title="Batch size below the gradient noise scale",
-            evidence=(
-                f"batch size {batch_size} vs gradient noise scale B_simple {value}{note}, measured from "
-                f"{result.n_pairs} pairs of batches of {result.small_batch} and {result.big_batch}."
-            ),
+            problem=f"The batch size {batch_size} is below the gradient noise scale B_simple, {value}{note}.",
+            evidence={
+                "batch_size": batch_size,
+                "b_simple": result.b_simple,
+                "grad_sq": result.grad_sq,
+                "trace": result.trace,
+                "grad_sq_stderr": result.grad_sq_stderr,
+                "small_batch": result.small_batch,
+                "big_batch": result.big_batch,
+                "n_pairs": result.n_pairs,
+                "recommended_batch_size": rec,
+            },
+            evidence_text=[
+                f"B_simple = tr(Sigma) / |G|^2 = {result.trace:.3g} / {result.grad_sq:.3g} from {result.n_pairs} "
+                f"pairs of batches of {result.small_batch} and {result.big_batch}",
+            ],
             explanation=(
                 "Below B_simple the noise in a batch's gradient is larger than the gradient itself, so a step "
                 "mostly follows noise and a higher LR amplifies it. Up to about B_simple a larger batch cuts the "
                 "steps needed nearly in proportion (McCandlish et al. 2018)."
             ),
-            suggestion=(
-                f"Try a batch size of {rec} (or gradient accumulation over {max(2, rec // batch_size)} batches)."
-            ),
+            suggestion=f"Try a batch size of {rec} (or gradient accumulation over {max(2, rec // batch_size)} batches).",
+            rationale="Averaging more examples per step shrinks the gradient noise by the square root of the batch.",
+            monitor="Smoother training loss per step and smaller step-to-step swings in the gradient norm.",
         )
     ]
 
@@ -958,22 +991,36 @@ def layer_findings(history_or_rows, share: float = 0.5) -> list[Finding]:
     epochs_over = sorted({r["epoch"] for r in rows if r["layer"] == top["layer"] and r["grad_share"] > share})
     return [
         Finding(
-            code="LAYER_DOMINATES_GRADIENT",
+            code=LAYER_DOMINATES_GRADIENT,
             severity="warning",
             title=f"One layer dominates the gradient ({top['layer']})",
-            evidence=(
+            problem=(
                 f"{top['layer']} holds {top['grad_share']:.0%} of the squared gradient norm in epoch {last} "
-                f"(over {share:.0%} in epochs {', '.join(map(str, epochs_over))}); its mean pre-clip gradient norm "
-                f"is {top['grad_norm']:.3g} against weight norm {top['weight_norm']:.3g}."
+                f"(the threshold is {share:.0%})."
             ),
+            evidence={
+                "layer": top["layer"],
+                "epoch": last,
+                "grad_share": top["grad_share"],
+                "grad_norm": top["grad_norm"],
+                "weight_norm": top["weight_norm"],
+                "epochs_over_threshold": epochs_over,
+                "shares": {r["layer"]: r["grad_share"] for r in latest},
+            },
+            evidence_text=[
+                f"over {share:.0%} in epochs {', '.join(map(str, epochs_over))}",
+                f"mean pre-clip gradient norm {top['grad_norm']:.3g} against weight norm {top['weight_norm']:.3g}",
+            ],
             explanation=(
                 "Clipping the total norm scales every layer by the same factor, so when one layer's gradient is "
                 "most of the norm, clipping throttles all the others on its account."
             ),
             suggestion=(
-                "Check the scale of this layer's inputs or targets (normalisation), consider a lower LR for it "
+                "Check the scale of this layer's inputs or targets (normalization), consider a lower LR for it "
                 "(a parameter group), or clip per layer."
             ),
+            rationale="Balanced per-layer gradients let one global LR and clip threshold suit every layer.",
+            monitor="Each layer's grad_share in layer_stats_dataframe(history) below half.",
         )
     ]
 
@@ -1006,6 +1053,9 @@ def probe_findings(
 
 
 __all__ = [
+    "BATCH_BELOW_NOISE_SCALE",
+    "LAYER_DOMINATES_GRADIENT",
+    "LR_ABOVE_STABLE_RANGE",
     "LRRangeResult",
     "LayerStats",
     "NoiseScaleResult",

@@ -13,6 +13,7 @@ Host syncs: one per optimizer step (loss and pre-clip norm leave the device toge
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tempfile
@@ -27,13 +28,14 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from .callbacks import Callback
 from .config import TrainConfig
-from .history import History
+from .history import History, atomic_write_text
 
 Sink = Callable[[str], None]
 
 CHECKPOINT_FILE = "checkpoint.pt"
 HISTORY_FILE = "history.json"
 CONFIG_FILE = "config.json"
+STATUS_FILE = "status.json"
 _CKPT_FORMAT = "nbtrain.checkpoint/1"
 
 
@@ -352,22 +354,33 @@ class Trainer:
         for cb in self.callbacks:
             getattr(cb, hook)(self, *args)
 
-    def fit(self) -> Run:
+    def fit(self, epochs: int | None = None) -> Run:
+        """Train until ``epochs`` epochs in total have run (default ``config.epochs``).
+
+        Calling it again with a larger number continues the same run.
+        """
         c = self.config
+        target = c.epochs if epochs is None else epochs
+        if isinstance(target, bool) or not isinstance(target, int) or target < 1:
+            raise ValueError(f"epochs must be a positive int, got {target!r}")
+        self._stop_requested = False
         self.model.train()
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             self.config.to_json(self.out_dir / CONFIG_FILE)
         self._cb("on_train_begin")
-        while self.epoch < c.epochs and self.status == "completed" and not self._stop_requested:
+        while self.epoch < target and self.status == "completed" and not self._stop_requested:
             self._run_epoch(self.epoch)
         if self._stop_requested and self.status == "completed":
             self.status = "stopped"
             self.message = f"stopped on request after step {self.global_step - 1} (epoch {self.epoch})"
             self.sink(self.message)
         self.model.eval()
-        if self.out_dir is not None and self.status != "diverged":
-            self.history.save(self.out_dir / HISTORY_FILE)
+        if self.out_dir is not None:
+            if self.status != "diverged":
+                self.history.save(self.out_dir / HISTORY_FILE)
+            status = {"status": self.status, "message": self.message, "epochs": self.epoch}
+            atomic_write_text(self.out_dir / STATUS_FILE, json.dumps(status, indent=2) + "\n")
         self._cb("on_train_end")
         return Run(
             config=c,
@@ -535,6 +548,7 @@ def train(
     callbacks: Sequence[Callback] = (),
     sink: Sink | None = print,
     progress: bool = False,
+    reuse: bool = False,
 ) -> Run:
     """Train ``config`` and return a :class:`Run`.
 
@@ -545,10 +559,29 @@ def train(
     ``out``: a run folder (config.json, history.json, checkpoint.pt after every epoch).
     ``resume``: a checkpoint file or run folder; training continues exactly where it
     stopped, up to ``config.epochs``. ``sink``: where log lines go (``None`` silences).
+    ``reuse``: if ``out`` already holds a completed run of exactly this config, load it
+    (model from its checkpoint) instead of training again; notebooks use it as a cache.
     """
     trainer = Trainer(
         config, model, train_data, val_data, loss_fn, out=out, callbacks=callbacks, sink=sink, progress=progress
     )
+    if reuse and out is not None and _is_complete_run(Path(out), config):
+        trainer.resume_from(out)
+        return Run(config, trainer.history, trainer.model.eval(), "completed", "loaded from " + str(out), Path(out))
     if resume is not None:
         trainer.resume_from(resume)
     return trainer.fit()
+
+
+def _is_complete_run(out: Path, config: TrainConfig) -> bool:
+    try:
+        status = json.loads((out / STATUS_FILE).read_text())
+        saved = TrainConfig.from_json(out / CONFIG_FILE)
+    except (OSError, ValueError):
+        return False
+    return (
+        status.get("status") == "completed"
+        and status.get("epochs") == config.epochs
+        and saved == config
+        and (out / CHECKPOINT_FILE).is_file()
+    )

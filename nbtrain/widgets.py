@@ -50,7 +50,7 @@ CONTROLLED_FIELDS = (
 )
 LR_RANGE = (1e-6, 1e-3)  # the LR slider's ends
 DRAW_SHARE = 0.1  # the refresher keeps drawing below about this share of the wall time
-_MAX_POINTS = 2000  # step curves are thinned to about this many points per run
+_MAX_POINTS = 600  # step curves are thinned to about this many points per run and panel
 _SCHEDULER_CHOICES = (
     ("ReduceLROnPlateau", "plateau"),
     ("cosine warm restarts", "cosine_warm_restarts"),
@@ -170,7 +170,7 @@ class Dashboard:
         self._diagnosis_html = ""
         self.redraw_count = 0
         self.redraw_times: list[float] = []  # perf_counter() of each finished redraw
-        self.render_seconds: list[float] = []  # how long each redraw took
+        self.render_seconds: list[float] = []  # CPU seconds each redraw took
         self._base = config if config is not None else presets.ROUND1
         self._build_widgets()
         self.load(self._base)
@@ -460,29 +460,36 @@ class Dashboard:
         self._wake(epoch_end=True)
 
     def _refresh_loop(self, worker: threading.Thread) -> None:
-        last = 0.0
-        while True:
-            alive = worker.is_alive()
+        """Redraw while ``worker`` trains, then once more when it has finished.
+
+        A redraw happens when new rows arrived and at least ``refresh_interval`` seconds
+        passed since the last one. Between epoch ends it also waits until drawing has used
+        at most ``DRAW_SHARE`` of the time (the CPU seconds of the last redraw divided by
+        DRAW_SHARE), so live plotting cannot slow training much; the end of an epoch is
+        always drawn (at most once per ``refresh_interval``).
+        """
+        last = -math.inf
+        while worker.is_alive():
             with self._wakeup:
-                if alive and not (self._dirty or self._epoch_dirty):
+                if not self._dirty:
                     self._wakeup.wait(0.25)
-            if not alive:
-                break
-            if not (self._dirty or self._epoch_dirty):
+                dirty, epoch_dirty = self._dirty, self._epoch_dirty
+            if not dirty:
                 continue
-            # Throttle: at most every refresh_interval, and drawing at most ~DRAW_SHARE of the time.
             cost = self.render_seconds[-1] if self.render_seconds else 0.0
-            interval = max(self.refresh_interval, cost / DRAW_SHARE)
+            interval = self.refresh_interval if epoch_dirty else max(self.refresh_interval, cost / DRAW_SHARE)
             wait = last + interval - time.perf_counter()
-            if wait > 0 and not self._epoch_dirty:
-                time.sleep(min(wait, 0.25))
+            if wait > 0:
+                time.sleep(min(wait, 0.1))  # an epoch end is noticed within 0.1 s
                 continue
-            self._dirty = self._epoch_dirty = False
+            with self._wakeup:
+                self._dirty = self._epoch_dirty = False
             self._redraw()
             self._update_running_status()
             last = time.perf_counter()
         worker.join()
-        self._dirty = self._epoch_dirty = False
+        with self._wakeup:
+            self._dirty = self._epoch_dirty = False
         self._redraw()  # the final picture of the run
         self.train_button.disabled = False
         self.stop_button.disabled = True
@@ -512,16 +519,16 @@ class Dashboard:
     # -- drawing ---------------------------------------------------------------------
     def _redraw(self) -> None:
         with self._render_lock:
-            t0 = time.perf_counter()
             with self._lock:
                 snapshot = [
                     (r.index, r.label, r.config, list(r.steps), list(r.epochs), r.steps_per_epoch, r is self._current)
                     for r in self._records
                 ]
+            cpu0 = time.thread_time()
             png = render_png(snapshot, figsize=self.figsize)
             self.plot.value = png
             t1 = time.perf_counter()
-            self.render_seconds.append(t1 - t0)
+            self.render_seconds.append(time.thread_time() - cpu0)
             self.redraw_times.append(t1)
             self.redraw_count += 1
 
@@ -589,14 +596,55 @@ def markdown_to_html(text: str) -> str:
     try:
         import mistune
 
-        return mistune.create_markdown(plugins=["table", "strikethrough"])(text)
+        out = mistune.create_markdown(plugins=["table", "strikethrough"])(text)
     except Exception:
         return f"<pre style='white-space:pre-wrap'>{html.escape(text)}</pre>"
+    # Reports use h1-h3; inside a panel below the plots, smaller headings read better.
+    for level in (3, 2, 1):
+        out = out.replace(f"<h{level}>", f"<h{level + 3}>").replace(f"</h{level}>", f"</h{level + 3}>")
+    return out
 
 
-def _thin(xs: list, ys: list) -> tuple[list, list]:
-    step = max(1, len(xs) // _MAX_POINTS)
-    return (xs[::step], ys[::step]) if step > 1 else (xs, ys)
+def _buckets(n: int, max_points: int) -> int:
+    return max(1, math.ceil(n / max_points))
+
+
+def _thin_mean(xs: list, ys: list, max_points: int = _MAX_POINTS) -> tuple[list, list]:
+    """Average runs of consecutive points so at most ``max_points`` remain (smooths noisy losses)."""
+    k = _buckets(len(xs), max_points)
+    if k == 1:
+        return xs, ys
+    out_x, out_y = [], []
+    for i in range(0, len(xs), k):
+        chunk = ys[i : i + k]
+        out_x.append(xs[min(i + k, len(xs)) - 1])
+        out_y.append(sum(chunk) / len(chunk))
+    return out_x, out_y
+
+
+def _thin_envelope(xs: list, ys: list, max_points: int = _MAX_POINTS) -> tuple[list, list]:
+    """Keep each run's smallest and largest point, so spikes survive the thinning."""
+    k = _buckets(len(xs), max_points // 2)
+    if k == 1:
+        return xs, ys
+    out_x, out_y = [], []
+    for i in range(0, len(xs), k):
+        chunk = ys[i : i + k]
+        lo = min(range(len(chunk)), key=chunk.__getitem__)
+        hi = max(range(len(chunk)), key=chunk.__getitem__)
+        for j in sorted({lo, hi}):
+            out_x.append(xs[i + j])
+            out_y.append(chunk[j])
+    return out_x, out_y
+
+
+def _thin_last(xs: list, ys: list, max_points: int = _MAX_POINTS) -> tuple[list, list]:
+    """Keep every k-th point and the points where the value changes (for step-like LR curves)."""
+    k = _buckets(len(xs), max_points)
+    if k == 1:
+        return xs, ys
+    keep = [i for i in range(len(xs)) if i % k == 0 or i == len(xs) - 1 or ys[i] != ys[i - 1]]
+    return [xs[i] for i in keep], [ys[i] for i in keep]
 
 
 def render_png(snapshot: list[tuple], figsize: tuple[float, float] = (12.0, 3.4), dpi: int = 72) -> bytes:
@@ -606,17 +654,23 @@ def render_png(snapshot: list[tuple], figsize: tuple[float, float] = (12.0, 3.4)
     with ``steps`` and ``epochs`` rows as in ``nbtrain.history``. The current run is drawn
     in full colour; the others faintly. The x axis is epochs (a step at position k of
     epoch e sits at ``e + (k + 1) / steps_per_epoch``), so runs with different batch
-    sizes line up.
+    sizes line up. Step curves are thinned to a few hundred points (a panel is about
+    300 pixels wide): losses are averaged, gradient norms keep each bucket's extremes.
+    Drawing is kept cheap on purpose (fixed layout and legend places, no minor tick
+    labels), because it runs while training shares the CPU.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullLocator
+    from PIL import Image
 
-    fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = Figure(figsize=figsize, dpi=dpi)
+    canvas = FigureCanvasAgg(fig)
     ax_loss, ax_grad, ax_lr = fig.subplots(1, 3)
-    ax_loss.set_title("loss")
-    ax_grad.set_title("pre-clip gradient norm per step")
-    ax_lr.set_title("learning rate")
+    fig.subplots_adjust(left=0.045, right=0.99, bottom=0.14, top=0.9, wspace=0.22)
+    ax_loss.set_title("loss (train per step, epoch means; val)", fontsize=9)
+    ax_grad.set_title("pre-clip gradient norm per step", fontsize=9)
+    ax_lr.set_title("learning rate (dotted: scheduler cut)", fontsize=9)
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
     current_clip = None
     has_data = False
@@ -628,22 +682,22 @@ def render_png(snapshot: list[tuple], figsize: tuple[float, float] = (12.0, 3.4)
         xs = [(r["step"] + 1) / spe for r in steps]
         faint = not is_current
         color = palette[(index - 1) % len(palette)]
-        alpha = 0.3 if faint else 1.0
-        # losses: per-step training loss (thin), epoch train and validation loss (markers)
+        alpha = 0.35 if faint else 1.0
+        # losses: per-step training loss (thin, averaged), epoch train and validation loss
         if steps and not faint:
-            x, y = _thin(xs, [r["loss"] for r in steps])
-            ax_loss.plot(x, y, color=color, alpha=0.25, lw=0.6, label=f"{label} train (step)")
+            x, y = _thin_mean(xs, [r["loss"] for r in steps])
+            ax_loss.plot(x, y, color=color, alpha=0.3, lw=0.7)
         if epochs:
             ex = [r["epoch"] + 1 for r in epochs]
             if not faint:
-                ax_loss.plot(ex, [r["train_loss"] for r in epochs], "o-", color=color, lw=1.2, ms=4,
-                             label=f"{label} train (epoch)")
-            ax_loss.plot(ex, [r["val_loss"] for r in epochs], "s--" if not faint else "--", color=color,
-                         alpha=alpha, lw=1.5 if not faint else 1.0, ms=4, label=f"{label} val")
+                ax_loss.plot(ex, [r["train_loss"] for r in epochs], "o-", color=color, lw=1.0, ms=3,
+                             label=f"{label} train")
+            ax_loss.plot(ex, [r["val_loss"] for r in epochs], "s--", color=color, alpha=alpha,
+                         lw=1.5 if not faint else 1.0, ms=4 if not faint else 2, label=f"{label} val")
         # gradient norms, with the clip threshold
         if steps:
-            x, y = _thin(xs, [r["grad_norm"] for r in steps])
-            ax_grad.plot(x, y, color=color, alpha=0.2 if faint else 0.8, lw=0.6, label=label)
+            x, y = _thin_envelope(xs, [r["grad_norm"] for r in steps])
+            ax_grad.plot(x, y, color=color, alpha=0.25 if faint else 0.8, lw=0.6, label=label)
             if not faint and config.grad_clip is not None:
                 current_clip = config.grad_clip
                 clipped = sum(1 for r in steps if r["clipped"])
@@ -651,31 +705,35 @@ def render_png(snapshot: list[tuple], figsize: tuple[float, float] = (12.0, 3.4)
                                 label=f"clip {config.grad_clip:g} ({clipped / len(steps):.0%} of steps clipped)")
         # learning rate per step, and the plateau scheduler's cuts
         if steps:
-            x, y = _thin(xs, [r["lr"] for r in steps])
-            ax_lr.plot(x, y, color=color, alpha=alpha, lw=1.4 if not faint else 1.0, drawstyle="steps-post",
+            x, y = _thin_last(xs, [r["lr"] for r in steps])
+            ax_lr.plot(x, y, color=color, alpha=alpha, lw=1.4 if not faint else 1.0, drawstyle="steps-pre",
                        label=label)
         if epochs and config.scheduler == "plateau":
             for r in epochs:
                 if r["lr"] < r.get("lr_start", r["lr"]):
                     ax_lr.axvline(r["epoch"] + 1, color=color, alpha=alpha, ls=":", lw=1.2)
                     if not faint:
-                        ax_lr.annotate(f"cut {r['lr_start']:.1e}\n-> {r['lr']:.1e}", (r["epoch"] + 1, r["lr"]),
-                                       fontsize=7, color=color, textcoords="offset points", xytext=(3, 6))
+                        ax_lr.annotate(f"{r['lr_start']:.1e} -> {r['lr']:.1e}", (r["epoch"] + 1, r["lr"]),
+                                       fontsize=7, color=color, textcoords="offset points", xytext=(3, 4))
     for ax in (ax_loss, ax_grad, ax_lr):
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("epoch", fontsize=8, labelpad=1)
+        ax.tick_params(labelsize=7)
         ax.grid(True, alpha=0.3)
     if has_data:
         for ax in (ax_grad, ax_lr):
             ax.set_yscale("log")
-        ax_loss.legend(fontsize=7, loc="upper right")
-        ax_grad.legend(fontsize=7, loc="upper left")
+            ax.yaxis.set_minor_locator(NullLocator())
+        ax_loss.legend(fontsize=6, loc="upper right")
+        ax_grad.legend(fontsize=6, loc="upper left")
         if current_clip is None:
             ax_grad.text(0.99, 0.02, "clipping off", transform=ax_grad.transAxes, ha="right", fontsize=8)
     else:
         for ax in (ax_loss, ax_grad, ax_lr):
             ax.text(0.5, 0.5, "no run yet", transform=ax.transAxes, ha="center", va="center", color="grey")
+    canvas.draw()
+    image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    image.save(buf, format="png", compress_level=1)  # fast: this runs next to training
     return buf.getvalue()
 
 

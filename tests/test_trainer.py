@@ -315,3 +315,28 @@ def test_bad_arguments(tiny_task):
         train(CFG, model, 3, va)
     with pytest.raises(TypeError, match="callbacks must be nbtrain.Callback instances, got function"):
         train(CFG, model, tr, va, callbacks=[lambda t: None])
+
+
+def test_reuse_loads_a_completed_run_instead_of_training(tmp_path, tiny_task, quiet):
+    model, tr, va = tiny_task
+    first = train(CFG, model, tr, va, out=tmp_path, sink=quiet.append)
+    counter = StopAfterSteps(10**9)
+    again = train(CFG, make_mlp(seed=9), tr, va, out=tmp_path, reuse=True, callbacks=[counter], sink=quiet.append)
+    assert again.history == first.history and again.status == "completed"
+    assert "loaded from" in again.message
+    for a, b in zip(again.model.parameters(), first.model.parameters()):
+        assert torch.equal(a, b)
+    # a different config trains afresh
+    other = train(CFG.replace(seed=4), make_mlp(), tr, va, out=tmp_path / "b", reuse=True, sink=quiet.append)
+    assert "loaded" not in other.message and len(other.history.epochs) == CFG.epochs
+
+
+def test_fit_can_continue_the_same_trainer(tiny_task, quiet):
+    model, tr, va = tiny_task
+    trainer = nbtrain.Trainer(CFG.replace(epochs=4), model, tr, va, sink=quiet.append)
+    trainer.fit(epochs=2)
+    run = trainer.fit(epochs=4)
+    whole = train(CFG.replace(epochs=4), make_mlp(), tr, va, sink=quiet.append)
+    assert run.history.steps == whole.history.steps
+    with pytest.raises(ValueError, match="epochs must be a positive int, got 0"):
+        trainer.fit(epochs=0)

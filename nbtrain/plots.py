@@ -1,0 +1,203 @@
+"""Matplotlib views of a History (or a DataFrame of epoch rows, like ``diagnose``).
+
+Every function takes ``ax=None``, creates a figure only when no Axes is given, and
+returns the Axes it drew on (``dashboard`` returns its Figure).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .diagnostics import RunData, as_run_data, resolve_settings
+
+CLIP_LINE_LABEL = "clip threshold"
+
+
+def _axes(ax):
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(7, 4))
+    return ax
+
+
+def _clip_from(data: RunData, clip: float | None) -> float | None:
+    if clip is not None:
+        if isinstance(clip, bool) or not isinstance(clip, (int, float)) or not math.isfinite(clip) or clip <= 0:
+            raise ValueError(f"clip must be a positive number or None, got {clip!r}")
+        return float(clip)
+    cfg = data.meta.get("config")
+    if isinstance(cfg, dict) and isinstance(cfg.get("grad_clip"), (int, float)):
+        return float(cfg["grad_clip"])
+    return None
+
+
+def lr_cuts(data: RunData) -> list[tuple[int, float, float]]:
+    """(epoch, old, new) for every epoch whose scheduler step lowered the logged LR."""
+    lr = data.col("lr")
+    if lr is None:
+        return []
+    start = data.col("lr_start")
+    prev = start[0] if start is not None and math.isfinite(start[0]) else None
+    cuts = []
+    for e, value in zip(data.epoch_numbers, lr):
+        if prev is not None and math.isfinite(value) and value < prev * (1 - 1e-9):
+            cuts.append((e, float(prev), float(value)))
+        prev = value if math.isfinite(value) else prev
+    return cuts
+
+
+def plot_losses(history: Any, ax=None):
+    """Training and validation loss per epoch, the best validation epoch marked."""
+    data = as_run_data(history)
+    ax = _axes(ax)
+    x = data.epoch_numbers
+    for name, label in (("train_loss", "train"), ("val_loss", "val")):
+        values = data.col(name)
+        if values is not None:
+            ax.plot(x, values, marker="o", label=label)
+    val = data.col("val_loss")
+    if val is not None and np.isfinite(val).any():
+        i = int(np.nanargmin(np.where(np.isfinite(val), val, np.nan)))
+        ax.scatter([x[i]], [val[i]], s=120, facecolors="none", edgecolors="black", zorder=3, label="best val")
+        ax.annotate(f"best {val[i]:.4g} (epoch {x[i]})", (x[i], val[i]), xytext=(5, 10), textcoords="offset points")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title("Loss")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
+    return ax
+
+
+def plot_grad_norms(history: Any, clip: float | None = None, ax=None, log: bool = False):
+    """Pre-clip gradient norm per step (or per epoch), the p50-p90 band per epoch and
+    the clip threshold. ``clip=None`` uses the threshold in the history's stored config."""
+    data = as_run_data(history)
+    ax = _axes(ax)
+    clip = _clip_from(data, clip)
+    steps = data.steps
+    p50, p90, mx = data.col("grad_norm_p50"), data.col("grad_norm_p90"), data.col("grad_norm_max")
+    if steps is not None and "grad_norm" in steps.columns:
+        x = steps["step"].to_numpy() if "step" in steps.columns else np.arange(len(steps))
+        ax.plot(x, steps["grad_norm"].astype(float).to_numpy(), lw=0.6, alpha=0.6, label="pre-clip norm (step)")
+        if p50 is not None and p90 is not None and "epoch" in steps.columns:
+            for k, e in enumerate(data.epoch_numbers):
+                xs = x[(steps["epoch"] == e).to_numpy()]
+                if len(xs):
+                    ax.fill_between([xs.min(), xs.max()], p50[k], p90[k], color="tab:orange", alpha=0.3,
+                                    label="epoch p50-p90" if k == 0 else None)
+        ax.set_xlabel("optimizer step")
+    else:
+        x = data.epoch_numbers
+        if p50 is not None and p90 is not None:
+            ax.fill_between(x, p50, p90, color="tab:orange", alpha=0.3, label="epoch p50-p90")
+        if p50 is not None:
+            ax.plot(x, p50, marker="o", label="p50")
+        if mx is not None:
+            ax.plot(x, mx, marker="^", linestyle=":", label="max")
+        ax.set_xlabel("epoch")
+    if clip is not None:
+        ax.axhline(clip, color="red", linestyle="--", label=f"{CLIP_LINE_LABEL} {clip:g}")
+    if log:
+        ax.set_yscale("log")
+    ax.set_ylabel("gradient norm (before clipping)")
+    ax.set_title("Gradient norms")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
+    return ax
+
+
+def plot_lr(history: Any, ax=None):
+    """The LR per step (or per epoch) with each cut marked and annotated."""
+    data = as_run_data(history)
+    ax = _axes(ax)
+    steps = data.steps
+    per_step = steps is not None and "lr" in steps.columns
+    cut_x: dict[int, float] = {}
+    if per_step:
+        x = steps["step"].to_numpy() if "step" in steps.columns else np.arange(len(steps))
+        ax.plot(x, steps["lr"].astype(float).to_numpy(), drawstyle="steps-post", label="lr")
+        if "epoch" in steps.columns:
+            for e in data.epoch_numbers:
+                after = x[(steps["epoch"] > e).to_numpy()]
+                cut_x[e] = float(after.min()) if len(after) else float(x.max()) + 1
+        ax.set_xlabel("optimizer step")
+    else:
+        lr = data.col("lr")
+        if lr is not None:
+            ax.plot(data.epoch_numbers, lr, drawstyle="steps-post", marker="o", label="lr (after epoch)")
+        ax.set_xlabel("epoch")
+    for e, old, new in lr_cuts(data):
+        xc = cut_x.get(e, e)
+        ax.axvline(xc, color="gray", linestyle=":")
+        ax.annotate(f"epoch {e}: {old:.3g} → {new:.3g}", (xc, new), xytext=(4, 8), textcoords="offset points",
+                    fontsize=8)
+    lines = [ln for ln in ax.get_lines() if ln.get_label() in ("lr", "lr (after epoch)")]
+    if lines and all(np.all(np.asarray(ln.get_ydata(), float) > 0) for ln in lines):
+        ax.set_yscale("log")
+    ax.set_ylabel("learning rate")
+    ax.set_title("Learning rate")
+    return ax
+
+
+def plot_clip_fraction(history: Any, ax=None):
+    """Share of each epoch's steps that were clipped, with the Playbook's 50% line."""
+    data = as_run_data(history)
+    ax = _axes(ax)
+    cf = data.col("clip_fraction")
+    if cf is not None:
+        ax.bar(data.epoch_numbers, cf * 100, color="tab:purple", label="clipped steps")
+    ax.axhline(50, color="red", linestyle="--", label="half of the steps")
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("% of steps clipped")
+    ax.set_title("Clipping")
+    ax.legend()
+    return ax
+
+
+def plot_overlay(histories: dict, metric: str = "val_loss", ax=None):
+    """One epoch-level ``metric`` for several runs: ``{label: history}``."""
+    if not isinstance(histories, dict) or not histories:
+        raise ValueError(f"histories must be a non-empty dict of label -> history, got {histories!r:.80}")
+    runs = {str(label): as_run_data(h) for label, h in histories.items()}
+    if not any(r.col(metric) is not None for r in runs.values()):
+        raise ValueError(f"metric {metric!r} is not a column of any of the histories")
+    ax = _axes(ax)
+    for label, r in runs.items():
+        values = r.col(metric)
+        if values is not None:
+            ax.plot(r.epoch_numbers, values, marker="o", label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.set_title(metric)
+    ax.legend()
+    return ax
+
+
+def dashboard(history: Any, config: Any = None):
+    """Losses, gradient norms, LR and clipping on one 2x2 Figure."""
+    import matplotlib.pyplot as plt
+
+    data = as_run_data(history)
+    settings, _ = resolve_settings(config, data)
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    plot_losses(data_dict(data), ax=axes[0, 0])
+    plot_grad_norms(data_dict(data), clip=settings.grad_clip, ax=axes[0, 1])
+    plot_lr(data_dict(data), ax=axes[1, 0])
+    plot_clip_fraction(data_dict(data), ax=axes[1, 1])
+    title = getattr(config, "label", None) or (data.meta.get("config") or {}).get("name") or "training run"
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def data_dict(data: RunData) -> dict:
+    """A RunData back in the ``{"epochs": ..., "steps": ..., "meta": ...}`` form plots accept."""
+    return {"epochs": data.epochs, "steps": data.steps, "meta": data.meta}
+
+
+__all__ = ["dashboard", "plot_clip_fraction", "plot_grad_norms", "plot_losses", "plot_lr", "plot_overlay"]

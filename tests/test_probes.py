@@ -1,0 +1,532 @@
+"""Probes: LR range test, gradient noise scale, sharpness, per-layer stats and their findings."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call
+from torch.utils.data import TensorDataset
+
+from nbtrain import History, TrainConfig, train
+from nbtrain.probes import (
+    LayerStats,
+    LRRangeResult,
+    NoiseScaleResult,
+    SharpnessResult,
+    ema_smooth,
+    gradient_noise_scale,
+    layer_findings,
+    layer_stats_dataframe,
+    lr_range_test,
+    noise_scale_findings,
+    probe_findings,
+    range_test_findings,
+    sharpness,
+    sharpness_findings,
+    stability_threshold,
+    suggest_lr,
+)
+
+from tasks import make_mlp, make_regression
+
+CFG = TrainConfig(lr=1e-2, grad_clip=1.0, epochs=2, batch_size=16, scheduler="none", name="tiny")
+
+
+@pytest.fixture
+def data():
+    x, y = make_regression(128)
+    xv, yv = make_regression(48, seed=1)
+    return TensorDataset(x, y), TensorDataset(xv, yv)
+
+
+def _dropout_mlp(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Dropout(0.2), nn.Linear(16, 1))
+
+
+def _same_state(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def _timeless(history: History) -> tuple[list, list]:
+    return [{k: v for k, v in r.items() if k != "epoch_time_s"} for r in history.epochs], history.steps
+
+
+# -- LR range test -------------------------------------------------------------------------
+def test_range_test_sweeps_exponentially_and_smooths_with_bias_correction(data):
+    res = lr_range_test(make_mlp(), data[0], start_lr=1e-5, end_lr=1e-1, num_steps=20, smoothing=0.8, diverge_factor=1e9)
+    assert isinstance(res, LRRangeResult)
+    assert len(res.lrs) == len(res.losses) == len(res.smoothed) == 20
+    assert res.lrs[0] == pytest.approx(1e-5) and res.lrs[-1] == pytest.approx(1e-1)
+    ratios = np.diff(np.log(res.lrs))
+    assert np.allclose(ratios, ratios[0])
+    assert res.smoothed == pytest.approx(ema_smooth(res.losses, 0.8))
+    assert res.smoothed[0] == pytest.approx(res.losses[0])  # bias correction: no pull towards 0
+    assert not res.stopped_early and res.diverged_lr is None
+    assert res.lrs[0] <= res.suggestion <= res.lr_at_min
+    assert "suggested lr" in str(res)
+
+
+def test_range_test_stops_when_the_loss_blows_up(data):
+    res = lr_range_test(make_mlp(), data[0], optimizer="sgd", start_lr=1e-3, end_lr=1e3, num_steps=60)
+    assert res.stopped_early
+    assert len(res.lrs) < 60
+    assert res.diverged_lr == res.lrs[-1]
+    last = res.smoothed[-1]
+    assert not math.isfinite(last) or last > 4.0 * min(res.smoothed)
+
+
+def test_suggestion_is_robust_to_an_early_spike():
+    """An early spike makes the smoothed loss fall steeply on its way back down.
+
+    A naive pick (steepest slope of the smoothed loss before the minimum) lands right
+    after the spike, decades below where the loss really falls. The running minimum of the
+    smoothed loss never rises, so the spike leaves it flat and the pick stays in the real
+    descent.
+    """
+    n = 100
+    lrs = [1e-7 * 1e6 ** (i / (n - 1)) for i in range(n)]
+    t = np.linspace(0, 1, n)
+    loss = 1.0 - 0.8 / (1 + np.exp(-(t - 0.6) / 0.04)) + np.where(t > 0.8, np.exp((t - 0.8) * 25) - 1, 0)
+    loss[12] = 30.0  # one bad batch early in the sweep
+    smoothed = ema_smooth(loss.tolist(), 0.98)
+    i_min = int(np.argmin(smoothed))
+    true_descent = (lrs[int(0.45 * n)], lrs[int(0.75 * n)])  # where the clean curve falls
+
+    slope = np.gradient(np.array(smoothed), np.log(lrs))
+    naive = lrs[int(np.argmin(slope[: i_min + 1]))]
+    assert naive < 1e-6 < true_descent[0]  # fooled by the spike's decay
+
+    ours, method = suggest_lr(lrs, smoothed)
+    assert true_descent[0] <= ours <= true_descent[1]
+    assert "running minimum" in method
+    # and without the spike both agree on the descent
+    clean = ema_smooth((loss - np.where(np.arange(n) == 12, 29.0 + loss[11] - 1.0, 0)).tolist(), 0.98)
+    assert true_descent[0] <= suggest_lr(lrs, clean)[0] <= true_descent[1]
+
+
+def test_suggestion_falls_back_to_minimum_over_ten():
+    lrs = [1e-4, 1e-3, 1e-2, 1e-1]
+    lr, method = suggest_lr(lrs, [1.0, 0.5, 3.0, 9.0])
+    assert lr == pytest.approx(1e-4) and "minimum / 10" in method
+
+
+def test_training_after_a_range_test_equals_training_without_it(data):
+    train_ds, val_ds = data
+    probed, fresh = _dropout_mlp(), _dropout_mlp()
+    torch.manual_seed(123)
+    lr_range_test(probed, train_ds, num_steps=15, end_lr=10.0)  # runs into divergence
+    after_probe = torch.rand(3)
+    torch.manual_seed(123)
+    assert torch.equal(after_probe, torch.rand(3))  # the RNG is where it was
+    assert _same_state(probed, fresh)
+    assert all(p.grad is None for p in probed.parameters())
+    run_a = train(CFG, probed, train_ds, val_ds, sink=None)
+    run_b = train(CFG, fresh, train_ds, val_ds, sink=None)
+    assert _timeless(run_a.history) == _timeless(run_b.history)
+    assert _same_state(run_a.model, run_b.model)
+
+
+def test_range_test_restores_a_given_optimizer_and_mode(data):
+    model = make_mlp()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    x, y = data[0].tensors
+    for _ in range(3):
+        opt.zero_grad()
+        nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+    model.eval()
+    before_opt = copy.deepcopy(opt.state_dict())
+    before_model = copy.deepcopy(model)
+    grads = [p.grad.clone() for p in model.parameters()]
+    res = lr_range_test(model, data[0], optimizer=opt, num_steps=10)
+    assert len(res.lrs) == 10
+    after = opt.state_dict()
+    assert after["param_groups"] == before_opt["param_groups"]
+    for k, st in before_opt["state"].items():
+        for name, v in st.items():
+            assert torch.equal(after["state"][k][name], v)
+    assert _same_state(model, before_model)
+    assert all(torch.equal(p.grad, g) for p, g in zip(model.parameters(), grads))
+    assert not model.training
+
+
+def test_range_test_plot_returns_axes(data):
+    import matplotlib.pyplot as plt
+
+    res = lr_range_test(make_mlp(), data[0], num_steps=12)
+    ax = res.plot()
+    assert ax.get_xscale() == "log"
+    fig, given = plt.subplots()
+    assert res.plot(ax=given) is given
+    plt.close("all")
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"start_lr": 0.0}, r"start_lr must be a positive number, got 0.0"),
+        ({"start_lr": 1e-2, "end_lr": 1e-3}, r"end_lr must be > start_lr"),
+        ({"num_steps": 1}, r"num_steps must be >= 2, got 1"),
+        ({"smoothing": 1.0}, r"smoothing must be in \[0, 1\), got 1.0"),
+        ({"diverge_factor": 1.0}, r"diverge_factor must be > 1, got 1.0"),
+        ({"batch_size": 0}, r"batch_size must be >= 1, got 0"),
+        ({"optimizer": "lion"}, r"optimizer must be 'adam', 'sgd' or a torch.optim.Optimizer, got 'lion'"),
+    ],
+)
+def test_range_test_rejects_bad_arguments(data, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        lr_range_test(make_mlp(), data[0], **kwargs)
+
+
+def test_probes_reject_bad_data_and_models(data):
+    with pytest.raises(TypeError, match=r"model must be a torch.nn.Module, got str"):
+        lr_range_test("net", data[0])
+    with pytest.raises(TypeError, match=r"data must be a torch Dataset, a DataLoader or a tuple"):
+        gradient_noise_scale(make_mlp(), [1, 2, 3])
+
+
+# -- gradient noise scale ------------------------------------------------------------------
+def test_noise_scale_matches_the_analytic_value_on_linear_regression():
+    """y = w*.x + eps, x ~ N(0, I_d), eps ~ N(0, s^2); per-example loss (w.x - y)^2 (MSELoss).
+
+    With r = w - w*, the per-example gradient is g = 2 (r.x - eps) x, so
+    G = E g = 2 r, and (Isserlis) E g g^T = 4 ((|r|^2 + s^2) I + 2 r r^T), giving
+    tr(Sigma) = 4 ((d + 1) |r|^2 + d s^2) and B_simple = tr(Sigma) / |G|^2.
+    """
+    d, s = 10, 1.0
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(20000, d, generator=g)
+    w_star = torch.randn(d, 1, generator=g)
+    y = x @ w_star + s * torch.randn(20000, 1, generator=g)
+    model = nn.Linear(d, 1, bias=False)
+    with torch.no_grad():
+        model.weight.copy_((w_star + 0.3 * torch.randn(d, 1, generator=g)).T)
+    r = (model.weight.detach().T - w_star).squeeze(1)
+    r2 = float(r @ r)
+    true_g2 = 4 * r2
+    true_trace = 4 * ((d + 1) * r2 + d * s**2)
+    true_b = true_trace / true_g2  # about 30
+
+    res = gradient_noise_scale(model, (x, y), small_batch=8, big_batch=64, n_pairs=150, seed=0)
+    assert isinstance(res, NoiseScaleResult)
+    assert res.grad_sq == pytest.approx(true_g2, rel=0.15)
+    assert res.trace == pytest.approx(true_trace, rel=0.15)
+    assert res.b_simple == pytest.approx(true_b, rel=0.15)
+    assert res.reliable
+    assert res.recommended_batch_size == 32
+    assert len(res.grad_sq_pairs) == len(res.trace_pairs) == 150
+    text = res.describe(batch_size=8)
+    assert "B_simple is about" in text and "batch of 8 is below it" in text and "about 32" in text
+
+
+def test_noise_scale_restores_the_model_and_rng(data):
+    model = _dropout_mlp()
+    ref = copy.deepcopy(model)
+    model.eval()
+    torch.manual_seed(5)
+    gradient_noise_scale(model, data[0], small_batch=4, big_batch=16, n_pairs=2)
+    first = torch.rand(2)
+    torch.manual_seed(5)
+    assert torch.equal(first, torch.rand(2))
+    assert _same_state(model, ref) and not model.training
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_noise_scale_when_the_noise_swamps_the_signal():
+    # at the exact least-squares solution the mean gradient is 0: |G|^2 is noise around 0
+    x, y = make_regression(256, noise=1.0)
+    model = nn.Linear(4, 1)
+    sol = torch.linalg.lstsq(torch.cat([x, torch.ones(256, 1)], 1), y).solution
+    with torch.no_grad():
+        model.weight.copy_(sol[:4].T)
+        model.bias.copy_(sol[4])
+    res = gradient_noise_scale(model, (x, y), small_batch=4, big_batch=16, n_pairs=6, seed=1)
+    assert not res.reliable
+    assert res.b_simple > 100 or not math.isfinite(res.b_simple)
+    assert "rough" in res.describe(4) or "swamps" in res.describe(4)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"small_batch": 0}, r"small_batch must be >= 1, got 0"),
+        ({"small_batch": 8, "big_batch": 12}, r"big_batch must be a multiple of small_batch larger than it"),
+        ({"small_batch": 8, "big_batch": 8}, r"big_batch must be a multiple of small_batch larger than it"),
+        ({"n_pairs": 0}, r"n_pairs must be >= 1, got 0"),
+        ({"big_batch": 256}, r"big_batch must be <= the number of examples \(128\), got 256"),
+    ],
+)
+def test_noise_scale_rejects_bad_arguments(data, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        gradient_noise_scale(make_mlp(), data[0], **kwargs)
+
+
+def test_recommended_batch_size_is_a_clamped_power_of_two():
+    def res(b):
+        return NoiseScaleResult(b, 1.0, b, 0.1, 8, 64, 4, max_batch=512)
+
+    assert res(21.0).recommended_batch_size == 16
+    assert res(24.0).recommended_batch_size == 32
+    assert res(0.3).recommended_batch_size == 1
+    assert res(1e6).recommended_batch_size == 512
+    assert res(math.inf).recommended_batch_size == 512
+
+
+# -- sharpness -----------------------------------------------------------------------------
+def _exact_top(model: nn.Module, x, y, scale: torch.Tensor | None = None) -> float:
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [p.shape for p in model.parameters()]
+    flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+    def loss_of(v):
+        ps, i = {}, 0
+        for n, s in zip(names, shapes):
+            k = math.prod(s)
+            ps[n] = v[i : i + k].reshape(s)
+            i += k
+        return nn.functional.mse_loss(functional_call(model, ps, (x,)), y)
+
+    h = torch.autograd.functional.hessian(loss_of, flat)
+    if scale is not None:
+        h = scale[:, None] * h * scale[None, :]
+    return float(torch.linalg.eigvalsh(h)[-1])
+
+
+def _tiny_net():
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 1)).double()
+    x = torch.randn(64, 3, dtype=torch.float64)
+    y = torch.sin(x.sum(1, keepdim=True))
+    return model, x, y
+
+
+def test_sharpness_matches_the_exact_top_eigenvalue():
+    model, x, y = _tiny_net()
+    exact = _exact_top(model, x, y)
+    res = sharpness(model, (x, y), iters=20)
+    assert isinstance(res, SharpnessResult)
+    assert res.sharpness == pytest.approx(exact, rel=0.01)
+    assert res.threshold is None and res.ratio is None and res.optimizer_kind == "none"
+
+
+def test_preconditioned_sharpness_matches_the_exact_value_for_adam():
+    model, x, y = _tiny_net()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(5):
+        opt.zero_grad()
+        nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+    v_hat = [opt.state[p]["exp_avg_sq"] / (1 - 0.999 ** float(opt.state[p]["step"])) for p in model.parameters()]
+    p_inv_sqrt = torch.cat([(v.sqrt() + 1e-8).rsqrt().reshape(-1) for v in v_hat])
+    exact_pre = _exact_top(model, x, y, p_inv_sqrt)
+
+    res = sharpness(model, (x, y), iters=20, optimizer=opt)
+    assert res.optimizer_kind == "adam"
+    assert res.preconditioned == pytest.approx(exact_pre, rel=0.01)
+    assert res.sharpness == pytest.approx(_exact_top(model, x, y), rel=0.01)
+    assert res.threshold == pytest.approx(38 / 1e-2)
+    assert res.ratio == pytest.approx(res.preconditioned / 3800)
+    assert "38" not in res.threshold_formula or "beta1=0.9" in res.threshold_formula
+
+
+def test_stability_thresholds():
+    p = [nn.Parameter(torch.zeros(2))]
+    assert stability_threshold(torch.optim.SGD(p, lr=0.1))[0] == pytest.approx(20.0)
+    assert stability_threshold(torch.optim.SGD(p, lr=0.1, momentum=0.9))[0] == pytest.approx(38.0)
+    assert stability_threshold(torch.optim.SGD(p, lr=0.1, momentum=0.5, nesterov=True))[0] == pytest.approx(15.0)
+    assert stability_threshold(torch.optim.Adam(p, lr=1e-3))[0] == pytest.approx(38_000.0)
+    assert stability_threshold(torch.optim.Adam(p, lr=1e-3, betas=(0.5, 0.999)))[0] == pytest.approx(6_000.0)
+    with pytest.raises(TypeError, match=r"optimizer must be torch.optim.SGD, Adam or AdamW, got RMSprop"):
+        stability_threshold(torch.optim.RMSprop(p, lr=1e-3))
+
+
+def test_sharpness_with_sgd_compares_with_two_over_lr():
+    model, x, y = _tiny_net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.4)
+    res = sharpness(model, (x, y), optimizer=opt)
+    assert res.preconditioned is None and res.threshold == pytest.approx(5.0)
+    assert res.ratio == pytest.approx(res.sharpness / 5.0)
+
+
+class _Quadratic(nn.Module):
+    """f(w) = 0.5 w^T A w: a model whose output is its own loss."""
+
+    def __init__(self, eigs):
+        super().__init__()
+        self.register_buffer("a", torch.diag(torch.tensor(eigs, dtype=torch.float64)))
+        self.w = nn.Parameter(torch.ones(len(eigs), dtype=torch.float64))
+
+    def forward(self, x):
+        return 0.5 * self.w @ self.a @ self.w
+
+
+def test_sharpness_finds_the_top_eigenvalue_when_a_negative_one_is_larger():
+    res = sharpness(_Quadratic([-5.0, 2.0, 1.0]), (torch.zeros(1), torch.zeros(1)), loss_fn=lambda out, y: out, iters=60)
+    assert res.sharpness == pytest.approx(2.0, rel=1e-3)
+
+
+def test_sharpness_restores_batchnorm_buffers_grads_and_rng():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Tanh(), nn.Dropout(0.3), nn.Linear(8, 1))
+    x, y = make_regression(32)
+    ref = copy.deepcopy(model)
+    torch.manual_seed(9)
+    res = sharpness(model, (x, y), iters=5)
+    after = torch.rand(2)
+    torch.manual_seed(9)
+    assert torch.equal(after, torch.rand(2))
+    assert _same_state(model, ref)  # running mean/var and num_batches_tracked too
+    assert all(p.grad is None for p in model.parameters())
+    assert res.sharpness > 0
+
+
+# -- per-layer statistics ------------------------------------------------------------------
+def test_layer_stats_rows_and_pre_clip_norms(data):
+    train_ds, val_ds = data
+    cfg = CFG.replace(batch_size=128, grad_clip=0.05, epochs=3)  # one full-batch step per epoch, always clipped
+    stats = LayerStats()
+    run = train(cfg, make_mlp(), train_ds, val_ds, callbacks=[stats], sink=None)
+    rows = run.history.meta["layer_stats"]
+    json.dumps(rows)  # JSON-safe
+    assert len(rows) == 3 * 4
+    assert {r["layer"] for r in rows} == {"0.weight", "0.bias", "2.weight", "2.bias"}
+    for step in run.history.steps:
+        assert step["clipped"]
+        mine = [r for r in rows if r["epoch"] == step["epoch"]]
+        total = math.sqrt(sum(r["grad_norm"] ** 2 for r in mine))
+        assert total == pytest.approx(step["grad_norm"], rel=1e-4)  # per-layer norms undo the clip
+        assert sum(r["grad_share"] for r in mine) == pytest.approx(1.0, rel=1e-5)
+    w0 = dict(run.model.named_parameters())["0.weight"]
+    last = [r for r in rows if r["epoch"] == 2 and r["layer"] == "0.weight"][0]
+    assert last["weight_norm"] == pytest.approx(float(w0.norm()), rel=1e-5)
+    assert last["epoch_update_ratio"] > 0
+
+
+def test_layer_stats_update_ratio_and_modules(data):
+    train_ds, val_ds = data
+    cfg = CFG.replace(batch_size=64, grad_clip=None, epochs=1)  # two steps per epoch
+    snaps = []
+
+    class Snap(LayerStats.__mro__[1]):  # plain Callback: keeps the weights around each step
+        def on_train_begin(self, trainer):
+            snaps.append([p.detach().clone() for p in trainer.params])
+
+        def on_step_end(self, trainer, row):
+            snaps.append([p.detach().clone() for p in trainer.params])
+
+    stats = LayerStats(by="module", update_every=1)
+    run = train(cfg, make_mlp(), train_ds, val_ds, callbacks=[Snap(), stats], sink=None)
+    df = layer_stats_dataframe(run.history)
+    assert list(df["layer"]) == ["0", "2"]
+    w1, w2 = snaps[1], snaps[2]  # after step 0 and after step 1
+    d = torch.sqrt(sum(((a - b) ** 2).sum() for a, b in zip(w2[:2], w1[:2])))
+    w = torch.sqrt(sum((b**2).sum() for b in w1[:2]))
+    assert df.loc[0, "update_ratio"] == pytest.approx(float(d / w), rel=1e-4)
+    e = torch.sqrt(sum(((a - b) ** 2).sum() for a, b in zip(snaps[2][:2], snaps[0][:2])))
+    w0 = torch.sqrt(sum((b**2).sum() for b in snaps[0][:2]))
+    assert df.loc[0, "epoch_update_ratio"] == pytest.approx(float(e / w0), rel=1e-4)
+
+
+def test_layer_stats_do_not_change_training_and_reach_the_saved_history(data, tmp_path):
+    train_ds, val_ds = data
+    plain = train(CFG, make_mlp(), train_ds, val_ds, sink=None)
+    with_stats = train(CFG, make_mlp(), train_ds, val_ds, callbacks=[LayerStats()], sink=None, out=tmp_path / "run")
+    assert _timeless(plain.history) == _timeless(with_stats.history)
+    saved = History.load(tmp_path / "run" / "history.json")
+    df = layer_stats_dataframe(saved)
+    assert sorted(df["epoch"].unique()) == [0, 1]
+    assert list(df.columns[:5]) == ["epoch", "layer", "grad_norm", "grad_norm_max", "grad_share"]
+    assert layer_stats_dataframe(History()).empty
+
+
+def test_layer_stats_rejects_bad_arguments():
+    with pytest.raises(ValueError, match=r"by must be 'parameter' or 'module', got 'layer'"):
+        LayerStats(by="layer")
+    with pytest.raises(ValueError, match=r"update_every must be >= 1, got 0"):
+        LayerStats(update_every=0)
+
+
+# -- findings ------------------------------------------------------------------------------
+def _range_result(stopped: bool = True) -> LRRangeResult:
+    lrs = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2]
+    return LRRangeResult(lrs, [1, 0.9, 0.5, 0.4, 9], [1, 0.9, 0.6, 0.5, 3], stopped, 1e-4, "test", 1e-3, 1e-2 if stopped else None)
+
+
+def test_range_test_finding_fires_above_the_minimum_and_stays_quiet_below():
+    assert range_test_findings(_range_result(), lr=1e-4) == []
+    (f,) = range_test_findings(_range_result(), lr=2e-3)
+    assert f.code == "LR_ABOVE_STABLE_RANGE" and f.severity == "warning"
+    assert "1e-04" in f.suggestion or "0.0001" in f.suggestion
+    (f,) = range_test_findings(_range_result(), lr=0.05)
+    assert f.severity == "critical" and "diverged" in f.problem and f.evidence["diverged_lr"] == 1e-2
+    for name in ("code", "severity", "title", "problem", "evidence", "explanation", "suggestion", "monitor"):
+        assert getattr(f, name)
+
+
+def _sharp(value: float, threshold: float) -> SharpnessResult:
+    return SharpnessResult(value, None, threshold, "2 / lr", 2 / threshold, "sgd", 20)
+
+
+def test_sharpness_finding_fires_at_the_edge_and_stays_quiet_below():
+    assert sharpness_findings(_sharp(10.0, 20.0)) == []
+    (f,) = sharpness_findings(_sharp(19.0, 20.0))
+    assert f.code == "LR_ABOVE_STABLE_RANGE" and "95%" in f.problem
+    (f,) = sharpness_findings(_sharp(30.0, 20.0))
+    assert f.severity == "critical"
+    assert sharpness_findings(SharpnessResult(5.0, None, None, "", None, "none", 20)) == []
+
+
+def test_noise_scale_finding_fires_below_b_simple_and_stays_quiet_above():
+    res = NoiseScaleResult(200.0, 1.0, 200.0, 0.1, 8, 64, 8, max_batch=1024)
+    (f,) = noise_scale_findings(res, batch_size=8)
+    assert f.code == "BATCH_BELOW_NOISE_SCALE" and "256" in f.suggestion and f.severity == "warning"
+    assert noise_scale_findings(res, batch_size=256) == []
+    with pytest.raises(ValueError, match=r"batch_size must be >= 1, got 0"):
+        noise_scale_findings(res, batch_size=0)
+
+
+def _layer_rows(shares):
+    return [
+        {"epoch": 0, "layer": f"l{i}", "grad_norm": s, "grad_share": s, "weight_norm": 1.0, "update_ratio": 1e-3}
+        for i, s in enumerate(shares)
+    ]
+
+
+def test_layer_finding_fires_when_one_layer_dominates_and_stays_quiet_otherwise():
+    (f,) = layer_findings(_layer_rows([0.8, 0.1, 0.1]))
+    assert f.code == "LAYER_DOMINATES_GRADIENT" and "l0" in f.title and "80%" in f.problem
+    assert layer_findings(_layer_rows([0.4, 0.35, 0.25])) == []
+    assert layer_findings(_layer_rows([1.0])) == []  # a single layer always holds everything
+    assert layer_findings(History(meta={"layer_stats": _layer_rows([0.9, 0.1])}))[0].code == "LAYER_DOMINATES_GRADIENT"
+    assert layer_findings(History()) == []
+
+
+def test_probe_findings_collects_all_and_needs_the_settings():
+    found = probe_findings(
+        lr=2e-3,
+        batch_size=8,
+        range_test=_range_result(),
+        noise_scale=NoiseScaleResult(200.0, 1.0, 200.0, 0.1, 8, 64, 8),
+        sharpness_result=_sharp(19.0, 20.0),
+        history=History(meta={"layer_stats": _layer_rows([0.9, 0.1])}),
+    )
+    assert [f.code for f in found] == [
+        "LR_ABOVE_STABLE_RANGE",
+        "LR_ABOVE_STABLE_RANGE",
+        "BATCH_BELOW_NOISE_SCALE",
+        "LAYER_DOMINATES_GRADIENT",
+    ]
+    assert probe_findings(lr=1e-5, batch_size=512, range_test=_range_result(),
+                          noise_scale=NoiseScaleResult(200.0, 1.0, 200.0, 0.1, 8, 64, 8)) == []
+    with pytest.raises(ValueError, match=r"lr is needed to judge an LR range test, got None"):
+        probe_findings(range_test=_range_result())
+    with pytest.raises(ValueError, match=r"batch_size is needed to judge a noise scale, got None"):
+        probe_findings(noise_scale=NoiseScaleResult(200.0, 1.0, 200.0, 0.1, 8, 64, 8))

@@ -1,0 +1,364 @@
+"""The dashboard at the Python level: controls -> config, runs in a thread, Stop, bad values.
+
+A tiny regression model and a few dozen samples keep each run well under a second; the
+plots are rendered small. Nothing here needs a browser (see test_browser.py for that).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+
+import pytest
+import torch
+from torch import nn
+
+from nbtrain import presets
+from nbtrain.callbacks import Callback
+from nbtrain.config import TrainConfig
+from nbtrain.widgets import Dashboard, dashboard, markdown_to_html, render_png
+
+PNG = b"\x89PNG"
+WAIT = 60  # seconds; generous, the machine is shared
+
+
+def _data(n_train=32, n_val=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n_train + n_val, 4, generator=g)
+    y = x @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
+    return (x[:n_train], y[:n_train]), (x[n_train:], y[n_train:])
+
+
+def _model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
+
+
+def _dash(model=None, **kwargs) -> Dashboard:
+    train, val = _data()
+    kwargs.setdefault("figsize", (6.0, 2.0))
+    kwargs.setdefault("refresh_interval", 0.05)
+    return Dashboard(model if model is not None else _model(), train, val, **kwargs)
+
+
+def _set(d: Dashboard, **values) -> None:
+    for name, value in values.items():
+        d.controls[name].value = value
+
+
+def _finish(d: Dashboard):
+    assert d.wait(WAIT), "the run did not finish in time"
+    assert not d.running
+    return d.runs[-1]
+
+
+class Sleepy(Callback):
+    """Slows each step down, so the refresher gets to draw during the run."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def on_step_end(self, trainer, row):
+        threading.Event().wait(self.seconds)
+
+
+class Gate(Callback):
+    """Holds the run at step ``at`` until the test lets it go."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+        self.reached = threading.Event()
+        self.proceed = threading.Event()
+
+    def on_step_end(self, trainer, row):
+        if row["step"] == self.at:
+            self.reached.set()
+            self.proceed.wait(WAIT)
+
+
+class Flat(nn.Module):
+    """Output does not depend on the weights: the validation loss never improves."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 1)
+
+    def forward(self, x):  # (B, 4) -> (B, 1)
+        return self.lin(x) * 0.0
+
+
+# -- controls and config -------------------------------------------------------------------
+def test_controls_start_from_round1_and_presets_load_exactly():
+    d = _dash()
+    assert d.config() == presets.ROUND1
+    d.round2_button.click()
+    assert d.config() == presets.ROUND2
+    d.round1_button.click()
+    assert d.config() == presets.ROUND1
+    d.fallback.value = "cosine_warm_restarts"
+    d.fallback_button.click()
+    assert d.config() == presets.COSINE_WARM_RESTARTS
+    d.fallback.value = "no_normalization"
+    d.fallback_button.click()
+    assert d.config() == presets.NO_NORMALIZATION  # fields without a control come from the preset
+
+
+def test_controls_have_the_documented_widgets_and_ranges():
+    import ipywidgets as W
+
+    d = _dash()
+    assert isinstance(d.controls["lr"], W.FloatLogSlider)
+    assert (d.controls["lr"].min, d.controls["lr"].max) == (-6, -3)
+    assert isinstance(d.controls["scheduler_patience"], W.IntSlider)
+    assert (d.controls["scheduler_patience"].min, d.controls["scheduler_patience"].max) == (0, 10)
+    assert set(d.controls) >= {"lr", "clip_on", "grad_clip", "scheduler_patience", "scheduler", "batch_size",
+                               "grad_accum_steps", "epochs", "seed"}
+    assert set(dict(d.controls["scheduler"].options).values()) >= {"plateau", "cosine_warm_restarts"}
+
+
+def test_edited_controls_make_a_config_without_the_preset_name():
+    d = _dash()
+    _set(d, lr=3e-5, scheduler_patience=2)
+    c = d.config()
+    assert (c.lr, c.scheduler_patience, c.grad_clip, c.name) == (3e-5, 2, 2.0, "")
+    d.controls["clip_on"].value = False
+    assert d.config().grad_clip is None
+    assert d.controls["grad_clip"].disabled
+
+
+def test_slider_values_are_rounded_to_what_the_readout_shows():
+    d = _dash()
+    d.controls["lr"].value = 10 ** -4.3  # what a drag along the log scale produces
+    assert d.config().lr == pytest.approx(5.01e-5, rel=0, abs=1e-12)
+
+
+# -- a run -----------------------------------------------------------------------------
+def test_run_uses_exactly_the_chosen_settings():
+    d = _dash()
+    _set(d, lr=3e-4, grad_clip=1.5, scheduler_patience=2, scheduler="plateau", batch_size=4,
+         grad_accum_steps=2, epochs=2, seed=3)
+    before = d.redraw_count
+    assert d.train() is True
+    run = _finish(d)
+    c = run.config
+    assert (c.lr, c.grad_clip, c.scheduler_patience, c.scheduler) == (3e-4, 1.5, 2, "plateau")
+    assert (c.batch_size, c.grad_accum_steps, c.epochs, c.seed) == (4, 2, 2, 3)
+    assert run.status == "completed"
+    assert len(run.history.epochs) == 2
+    assert len(run.history.steps) == 2 * 4  # 32 samples / (4 x 2) per optimizer step
+    assert d.redraw_count > before
+    assert d.plot.value.startswith(PNG)
+    assert d.status.startswith("Run #1 completed: 2 epoch(s), 8 steps")
+    assert d.error == ""
+    assert "epoch 1/1: train" in d.log
+    assert d.controls is not None and not d.train_button.disabled and d.stop_button.disabled
+
+
+def test_plots_are_redrawn_during_a_multi_epoch_run():
+    d = _dash(callbacks=[Sleepy(0.05)])
+    _set(d, epochs=3, lr=1e-3)
+    before = d.redraw_count
+    d.train()
+    run = _finish(d)
+    during = [t for t in d.redraw_times[before:] if t < d.redraw_times[-1]]
+    assert len(during) >= 2, f"only {len(during)} redraws while training"
+    assert d.redraw_count - before >= 3
+    assert len(run.history.epochs) == 3
+
+
+def test_stop_mid_run_keeps_a_consistent_partial_history():
+    gate = Gate(at=5)
+    d = _dash(callbacks=[gate])
+    _set(d, epochs=5, batch_size=8)  # 4 steps per epoch
+    d.train()
+    assert gate.reached.wait(WAIT)
+    assert d.running
+    d.stop()
+    gate.proceed.set()
+    run = _finish(d)
+    h = run.history
+    assert run.status == "stopped"
+    assert [r["step"] for r in h.steps] == list(range(6))  # ended right after the step it was in
+    assert [r["epoch"] for r in h.steps] == [0, 0, 0, 0, 1, 1]
+    assert [r["epoch"] for r in h.epochs] == [0]  # only complete epochs have a row
+    assert h.epochs[0]["n_steps"] == 4
+    assert "stopped" in d.status
+    assert "Run #1" in d.diagnosis_html
+
+
+def test_stop_before_the_first_step_gives_an_empty_stopped_run():
+    d = _dash()
+    d.train()
+    d.stop()
+    run = _finish(d)
+    assert run.status in ("stopped", "completed")  # a tiny run may finish before Stop lands
+    if run.status == "stopped":
+        assert len(run.history.epochs) * 4 <= len(run.history.steps)
+
+
+def test_bad_values_are_refused_with_the_message_and_keep_earlier_runs():
+    d = _dash()
+    _set(d, epochs=1)
+    d.train()
+    _finish(d)
+    picture, runs, log = d.plot.value, list(d.runs), d.log
+    d.controls["grad_clip"].value = 0.0
+    assert d.train() is False
+    assert d.error == "Not started: grad_clip must be > 0, got 0.0"
+    with pytest.raises(ValueError, match="grad_clip must be > 0, got 0.0"):
+        d.config()
+    d.controls["grad_clip"].value = 2.0
+    d.controls["batch_size"].value = 0
+    assert d.train() is False
+    assert "batch_size must be >= 1, got 0" in d.error
+    assert "color:#b00020" in d.error_widget.value
+    assert d.runs == runs and d.plot.value == picture and d.log == log and not d.running
+    d.controls["batch_size"].value = 8
+    assert d.train() is True  # a good value clears the message
+    assert d.error == ""
+    _finish(d)
+    assert len(d.runs) == 2
+
+
+def test_a_second_train_while_running_is_refused():
+    gate = Gate(at=0)
+    d = _dash(callbacks=[gate])
+    d.train()
+    assert gate.reached.wait(WAIT)
+    assert d.train() is False
+    assert "still going" in d.error
+    d.stop()
+    gate.proceed.set()
+    _finish(d)
+    assert len(d.runs) == 1
+
+
+def test_lr_cuts_are_logged_and_diagnosis_shown():
+    d = _dash(model=Flat())
+    _set(d, epochs=3, scheduler_patience=0, lr=1e-4)
+    d.train()
+    run = _finish(d)
+    assert [r["lr"] for r in run.history.epochs][:2] == [1e-4, pytest.approx(1e-5)]
+    assert "Learning rate reduced: 0.0001 -> 1e-05 (validation loss:" in d.log
+    html = d.diagnosis_html
+    assert html.startswith("<h4>Run #1:")
+    if importlib.util.find_spec("nbtrain.diagnostics") is not None:
+        assert "not available" not in html
+        assert "<h4>Training diagnosis</h4>" in html
+        assert "<table>" in html  # the expectation verdicts
+
+
+def test_each_run_starts_from_the_same_weights_and_the_users_model_is_untouched():
+    model = _model()
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    d = _dash(model=model)
+    _set(d, epochs=1, lr=1e-3)
+    for _ in range(2):
+        d.train()
+        _finish(d)
+    a, b = d.runs
+    assert a.history.steps == b.history.steps
+    assert a.model is not b.model and a.model is not model
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in weights.items())
+
+
+def test_a_model_function_is_called_after_seeding():
+    made = []
+
+    def make():
+        m = nn.Linear(4, 1)
+        made.append(m.weight.detach().clone())
+        return m
+
+    d = _dash(model=make)
+    _set(d, epochs=1, seed=1)
+    d.train()
+    _finish(d)
+    _set(d, seed=2)
+    d.train()
+    _finish(d)
+    _set(d, seed=1)
+    d.train()
+    _finish(d)
+    assert torch.equal(made[0], made[2]) and not torch.equal(made[0], made[1])
+
+
+def test_a_failing_run_is_reported_and_the_session_survives():
+    calls = []
+
+    def make():  # the second model has the wrong input width
+        calls.append(1)
+        return nn.Linear(4 if len(calls) == 1 else 3, 1)
+
+    d = _dash(model=make)
+    _set(d, epochs=1)
+    d.train()
+    _finish(d)
+    good, picture = d.runs, d.plot.value
+    d.train()
+    assert d.wait(WAIT)
+    assert d.error.startswith("Run #2 failed: RuntimeError:")
+    assert "Run #2 failed" in d.status and "Run #2 failed" in d.diagnosis_html
+    assert d.runs == good and d.plot.value == picture
+    assert not d.train_button.disabled and d.stop_button.disabled
+
+
+def test_clear_history_forgets_earlier_runs():
+    d = _dash()
+    _set(d, epochs=1)
+    d.train()
+    _finish(d)
+    n = d.redraw_count
+    d.clear_button.click()
+    assert d.runs == [] and d.redraw_count == n + 1
+    d.train()
+    run = _finish(d)
+    assert d.runs == [run]
+
+
+def test_display_shows_the_widget_tree():
+    d = dashboard(_model(), *_data(), figsize=(6.0, 2.0))
+    bundle = d._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == d.widget.model_id
+
+
+# -- input checks ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"train_data": _data()[0]}, ValueError, "give both train_data and val_data"),
+        ({"train_data": _data()[0], "val_data": _data()[1]}, ValueError, "train_data was given without a model"),
+        ({"model": 3}, TypeError, "model must be a torch.nn.Module or a function returning one, got int"),
+        ({"config": {"lr": 1e-5}}, TypeError, "config must be a TrainConfig, got dict"),
+        ({"refresh_interval": -1}, ValueError, "refresh_interval must be a number of seconds >= 0, got -1"),
+        ({"callbacks": [print]}, TypeError, "callbacks must be nbtrain.Callback instances"),
+    ],
+)
+def test_constructor_checks_its_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        Dashboard(**kwargs)
+
+
+def test_load_refuses_an_lr_outside_the_slider():
+    d = _dash()
+    with pytest.raises(ValueError, match=r"lr must be within the slider's range 1e-06 to 0.001, got 0.01"):
+        d.load(TrainConfig(lr=1e-2))
+    assert d.config() == presets.ROUND1
+
+
+# -- drawing helpers ---------------------------------------------------------------------
+def test_render_png_draws_empty_and_partial_runs():
+    assert render_png([], figsize=(4, 2)).startswith(PNG)
+    steps = [{"epoch": 0, "step": i, "loss": 1.0, "grad_norm": 3.0, "clipped": True, "clip_factor": 0.6, "lr": 1e-5}
+             for i in range(5)]
+    snap = [(1, "#1", presets.ROUND2, steps, [], 10, True), (2, "#2", TrainConfig(grad_clip=None), steps, [], 0, False)]
+    assert render_png(snap, figsize=(4, 2)).startswith(PNG)
+
+
+def test_markdown_to_html_makes_tables_and_small_headings():
+    out = markdown_to_html("# Title\n\n| a | b |\n|---|---|\n| 1 | 2 |\n")
+    if importlib.util.find_spec("mistune") is None:
+        assert out.startswith("<pre")
+    else:
+        assert "<h4>Title</h4>" in out and "<table>" in out
