@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
-from . import presets
+from . import plots, presets
 from .callbacks import Callback, StopAfterSteps
+from .compare import LoadedRun, RunFolderError, compare_runs, load_run, summarize
 from .config import TrainConfig
+from .diagnostics import Diagnosis, Finding, diagnose
+from .expectations import Expectations, Verdict, check_expectations
 from .history import History
+from .plateau import PlateauState, plateau_state, simulate_plateau
 from .trainer import Run, Trainer, load_checkpoint, train
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Callback",
+    "Diagnosis",
+    "Expectations",
+    "Finding",
+    "LoadedRun",
+    "PlateauState",
+    "RunFolderError",
+    "Verdict",
+    "check_expectations",
+    "compare_runs",
+    "diagnose",
+    "load_run",
+    "plateau_state",
+    "plots",
+    "simulate_plateau",
+    "summarize",
     "History",
     "Run",
     "StopAfterSteps",

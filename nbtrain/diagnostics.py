@@ -44,8 +44,10 @@ CODES: dict[str, str] = {
     "ReduceLROnPlateau could not have cut the LR in this run",
     SCHEDULER_MISMATCH: "the logged LR differs from what ReduceLROnPlateau with the given settings produces",
     GRADIENT_GROWTH: "pre-clip gradient norms (per-epoch p50/p90/max) grew at least 2x with a rising log-linear trend",
-    HEAVY_CLIPPING: "more than half of the optimizer steps were clipped (overall or in the last epoch)",
-    VAL_FLUCTUATING: "validation loss 2+ epochs past its best and going up and down, not trending (noise, not overfitting)",
+    HEAVY_CLIPPING: "more than half of the optimizer steps were clipped, overall or in the last epoch (from step "
+    "flags or clip_fraction; else from grad_norm_p50 above the threshold)",
+    VAL_FLUCTUATING: "validation loss 2+ epochs past its best without the overfitting pattern; the evidence "
+    "separates up-and-down noise (swing, scatter around the trend) from a one-way stall",
     OVERFITTING: "over the last epochs the training loss falls while the validation loss rises",
     TRAIN_LOSS_PLATEAU: "training loss improved by less than 1% over its previous best in the last 3 epochs",
 }
@@ -477,6 +479,10 @@ class _Checks:
                     where = self.data.epochs if level == "epoch" else self.data.steps
                     first_at = int(where[key].iloc[idx[0]]) if key in where.columns else int(idx[0])
                     bad[f"{level}.{name}"] = {"count": len(idx), f"first_{key}": first_at, "value": repr(values[idx[0]])}
+        meta_bad = self.data.meta.get("non_finite_step")  # where nbtrain's trainer stopped a diverged run
+        if meta_bad:
+            bad["step.stopped_at"] = {"count": 1, "first_step": int(meta_bad["step"]), "value": repr(
+                meta_bad["loss"] if not math.isfinite(meta_bad["loss"]) else meta_bad["grad_norm"])}
         if not bad:
             return
         described = [
@@ -778,8 +784,11 @@ class _Checks:
             else:
                 self.skip("no clip_fraction column, step 'clipped' flags or grad_norm_p50: clipping frequency not checked")
             return
-        heavy = (overall is not None and overall > HEAVY_CLIP_FRACTION) or (last is not None and last > HEAVY_CLIP_FRACTION)
-        if not heavy and not over_half_epochs:
+        if overall is not None:
+            heavy = overall > HEAVY_CLIP_FRACTION or (last is not None and last > HEAVY_CLIP_FRACTION)
+        else:  # medians only: over half clipped in the last epoch, or in most epochs
+            heavy = self.epochs[-1] in over_half_epochs or len(over_half_epochs) > self.data.n_epochs / 2
+        if not heavy:
             return
         ev_text = []
         evidence: dict[str, Any] = {"threshold_fraction": HEAVY_CLIP_FRACTION, "grad_clip": clip}
@@ -877,10 +886,17 @@ class _Checks:
                     "min_stall_epochs": MIN_STALL_EPOCHS,
                 },
                 evidence_text=ev_text,
-                explanation="Ups and downs around a flat trend are noise, not overfitting (which shows as a steady rise "
-                "in validation loss while the training loss keeps falling). Noise this size usually comes from steps "
-                "too large for the current curvature (a high LR, with clipping setting the step size), from small "
-                "batches, or from a small validation set.",
+                explanation=(
+                    "Ups and downs around a flat trend are noise, not overfitting (which shows as a steady rise "
+                    "in validation loss while the training loss keeps falling). Noise this size usually comes from "
+                    "steps too large for the current curvature (a high LR, with clipping setting the step size), "
+                    "from small batches, or from a small validation set."
+                    if falls and rises
+                    else "The validation loss has moved only one way since its best "
+                    f"({'up' if rises else 'nowhere'}), so this is a stall or a drift rather than noise; "
+                    + ("with the training loss also not falling it points to the optimizer, not overfitting."
+                       if self.train is not None else "without a training loss it cannot be told from overfitting.")
+                ),
                 suggestion="Lower the LR or let the scheduler cut it sooner (shorter patience); if that is not enough, a "
                 "larger batch or gradient accumulation lowers the gradient noise. Keep the best checkpoint, not the last.",
                 rationale="Smaller or less noisy steps let the model settle into the basin it has found instead of "

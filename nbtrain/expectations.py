@@ -59,7 +59,6 @@ from .diagnostics import (
     RunData,
     Settings,
     _jsonable,
-    _lr,
     _num,
     as_run_data,
     resolve_settings,
@@ -236,7 +235,7 @@ def _occasional_clips(data: RunData, s: Settings) -> Verdict:
 def _lr_cut(data: RunData, s: Settings) -> Verdict:
     name = "lr_cut_after_patience"
     p = s.patience
-    claim = f"The LR drops after {p} epochs without validation improvement"
+    claim = f"The LR drops after {p} epoch{'' if p == 1 else 's'} without validation improvement"
     if s.scheduler != "plateau":
         return Verdict(name, claim, NOT_CHECKED, {"scheduler": s.scheduler}, "the scheduler is not ReduceLROnPlateau")
     val = data.col("val_loss")
@@ -251,7 +250,7 @@ def _lr_cut(data: RunData, s: Settings) -> Verdict:
                 "best_epoch": None if st.best_epoch is None else epochs[st.best_epoch],
                 "num_bad_epochs": st.num_bad_epochs, "next_cut_epoch": st.next_cut_epoch}
     how = (f"torch cuts on the {_ordinal(p + 1)} epoch in a row that does not beat best × (1 − {s.threshold:g}), "
-           f"i.e. after {p} tolerated epochs")
+           f"i.e. after {p} tolerated epoch{'' if p == 1 else 's'}")
     if not expected and not observed:
         return Verdict(name, claim, NOT_ENOUGH_EPOCHS, evidence,
                        f"the validation loss never went {p + 1} epochs without beating its best, so no cut was due "

@@ -185,6 +185,8 @@ class History:
     def from_dict(cls, data: dict) -> "History":
         if not isinstance(data, dict) or data.get("format") != _FORMAT:
             raise ValueError(f"not an nbtrain history (expected format {_FORMAT!r})")
+        if not isinstance(data.get("steps"), list) or not isinstance(data.get("epochs"), list):
+            raise ValueError("an nbtrain history needs 'steps' and 'epochs' lists")
         return cls(steps=data["steps"], epochs=data["epochs"], meta=data.get("meta") or {})
 
     def save(self, path: str | os.PathLike) -> Path:

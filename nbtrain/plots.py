@@ -119,22 +119,30 @@ def plot_lr(history: Any, ax=None):
     cut_x: dict[int, float] = {}
     if per_step:
         x = steps["step"].to_numpy() if "step" in steps.columns else np.arange(len(steps))
-        ax.plot(x, steps["lr"].astype(float).to_numpy(), drawstyle="steps-post", label="lr")
+        y = steps["lr"].astype(float).to_numpy()
+        epoch_lr = data.col("lr")
+        if epoch_lr is not None and len(x) and math.isfinite(epoch_lr[-1]):
+            # one more point: the LR after the last epoch's scheduler step (shows a final cut)
+            x, y = np.append(x, x.max() + 1), np.append(y, epoch_lr[-1])
         if "epoch" in steps.columns:
             for e in data.epoch_numbers:
-                after = x[(steps["epoch"] > e).to_numpy()]
-                cut_x[e] = float(after.min()) if len(after) else float(x.max()) + 1
+                after = x[: len(steps)][(steps["epoch"] > e).to_numpy()]
+                cut_x[e] = float(after.min()) if len(after) else float(x[: len(steps)].max()) + 1
+        ax.plot(x, y, drawstyle="steps-post", label="lr")
         ax.set_xlabel("optimizer step")
     else:
         lr = data.col("lr")
         if lr is not None:
             ax.plot(data.epoch_numbers, lr, drawstyle="steps-post", marker="o", label="lr (after epoch)")
         ax.set_xlabel("epoch")
-    for e, old, new in lr_cuts(data):
+    cuts = lr_cuts(data)
+    x_last = max([cut_x.get(e, e) for e, _, _ in cuts] + [0])
+    for e, old, new in cuts:
         xc = cut_x.get(e, e)
         ax.axvline(xc, color="gray", linestyle=":")
-        ax.annotate(f"epoch {e}: {old:.3g} → {new:.3g}", (xc, new), xytext=(4, 8), textcoords="offset points",
-                    fontsize=8)
+        late = x_last > 0 and xc > 0.7 * x_last and xc == x_last  # keep the last label inside the axes
+        ax.annotate(f"epoch {e}: {old:.3g} → {new:.3g}", (xc, new), xytext=(-4 if late else 4, 8),
+                    textcoords="offset points", ha="right" if late else "left", fontsize=8)
     lines = [ln for ln in ax.get_lines() if ln.get_label() in ("lr", "lr (after epoch)")]
     if lines and all(np.all(np.asarray(ln.get_ydata(), float) > 0) for ln in lines):
         ax.set_yscale("log")

@@ -376,9 +376,11 @@ class Trainer:
             self.message = f"stopped on request after step {self.global_step - 1} (epoch {self.epoch})"
             self.sink(self.message)
         self.model.eval()
+        self.history.meta["status"] = self.status
+        if self.message:
+            self.history.meta["message"] = self.message
         if self.out_dir is not None:
-            if self.status != "diverged":
-                self.history.save(self.out_dir / HISTORY_FILE)
+            self.history.save(self.out_dir / HISTORY_FILE)
             status = {"status": self.status, "message": self.message, "epochs": self.epoch}
             atomic_write_text(self.out_dir / STATUS_FILE, json.dumps(status, indent=2) + "\n")
         self._cb("on_train_end")
@@ -455,10 +457,14 @@ class Trainer:
         if not (math.isfinite(loss_v) and math.isfinite(norm_v)):
             what = "loss" if not math.isfinite(loss_v) else "gradient norm"
             value = loss_v if not math.isfinite(loss_v) else norm_v
+            self.history.meta["non_finite_step"] = {
+                "epoch": epoch, "step": self.global_step, "loss": loss_v, "grad_norm": norm_v, "lr": self.lr
+            }
             self._diverge(f"non-finite {what} ({value}) at step {self.global_step} (epoch {epoch}, batch {i})")
             return None
         lr = self.lr
-        clipped = c.grad_clip is not None and norm_v > c.grad_clip
+        # clip_grad_norm_ scales by max_norm / (norm + 1e-6) whenever that is below 1
+        clipped = c.grad_clip is not None and norm_v + 1e-6 > c.grad_clip
         row = {
             "epoch": epoch,
             "step": self.global_step,
@@ -482,6 +488,10 @@ class Trainer:
         kept = "the last good checkpoint is kept" if self.out_dir is not None else "no checkpoint folder was given"
         self.status = "diverged"
         self.message = f"training stopped: {message}; {kept}; the history up to the last good step is kept"
+        self.history.meta["status"] = self.status
+        self.history.meta["message"] = self.message
+        if self.out_dir is not None:
+            self.history.save(self.out_dir / HISTORY_FILE)
         self.sink(self.message)
 
     @torch.no_grad()

@@ -6,9 +6,10 @@ import torch
 
 
 def make_regression(n: int = 96, features: int = 4, seed: int = 0, noise: float = 0.1):
+    """``n`` samples of one fixed linear function plus noise; ``seed`` picks the samples."""
+    w = torch.randn(features, 1, generator=torch.Generator().manual_seed(12345))
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, features, generator=g)
-    w = torch.randn(features, 1, generator=g)
     y = x @ w + noise * torch.randn(n, 1, generator=g)
     return x, y
 

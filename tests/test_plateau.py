@@ -30,7 +30,7 @@ def torch_lrs(values, lr, **kwargs) -> list[float]:
 POOL = [0.5, 0.5 * (1 - 1e-4), 0.49995, 0.6, 0.61, 1.0, 1.00005, 2.0, 0.0, -0.5, float("nan")]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     values=st.lists(st.sampled_from(POOL), max_size=25),
     lr=st.sampled_from([1.0, 0.1, 2e-5, 1e-7, 3e-8]),
@@ -76,7 +76,8 @@ def test_next_cut_epoch_is_where_torch_cuts_if_nothing_improves(values, patience
     tail = ([0.5] if state.best is None else []) + [worst] * (patience + cooldown + 4)
     lrs = torch_lrs(values + tail, 1.0, patience=patience, cooldown=cooldown, mode=mode)
     before = lrs[len(values) - 1] if values else 1.0
-    first_cut = next(i for i in range(len(values), len(lrs)) if lrs[i] < before)
+    # None when torch would not cut any more (the LR is too small for a cut larger than eps)
+    first_cut = next((i for i in range(len(values), len(lrs)) if lrs[i] < before), None)
     assert state.next_cut_epoch == first_cut
 
 

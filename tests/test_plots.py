@@ -77,7 +77,7 @@ def test_plot_lr_marks_each_cut():
     assert ax.get_yscale() == "log"
     epoch_ax = plot_lr(h.to_dataframe())
     assert texts(epoch_ax) == ["epoch 7: 0.001 → 0.0001"]
-    assert plot_lr(seed_frame()).texts == []
+    assert texts(plot_lr(seed_frame())) == []
 
 
 def test_plot_clip_fraction():

@@ -147,7 +147,7 @@ def test_run_uses_exactly_the_chosen_settings():
     assert len(run.history.epochs) == 2
     assert len(run.history.steps) == 2 * 4  # 32 samples / (4 x 2) per optimizer step
     assert d.redraw_count > before
-    assert d.plot.value.startswith(PNG)
+    assert bytes(d.plot.value).startswith(PNG)
     assert d.status.startswith("Run #1 completed: 2 epoch(s), 8 steps")
     assert d.error == ""
     assert "epoch 1/1: train" in d.log
@@ -201,7 +201,7 @@ def test_bad_values_are_refused_with_the_message_and_keep_earlier_runs():
     _set(d, epochs=1)
     d.train()
     _finish(d)
-    picture, runs, log = d.plot.value, list(d.runs), d.log
+    picture, runs, log = bytes(d.plot.value), list(d.runs), d.log
     d.controls["grad_clip"].value = 0.0
     assert d.train() is False
     assert d.error == "Not started: grad_clip must be > 0, got 0.0"
@@ -212,7 +212,7 @@ def test_bad_values_are_refused_with_the_message_and_keep_earlier_runs():
     assert d.train() is False
     assert "batch_size must be >= 1, got 0" in d.error
     assert "color:#b00020" in d.error_widget.value
-    assert d.runs == runs and d.plot.value == picture and d.log == log and not d.running
+    assert d.runs == runs and bytes(d.plot.value) == picture and d.log == log and not d.running
     d.controls["batch_size"].value = 8
     assert d.train() is True  # a good value clears the message
     assert d.error == ""
@@ -294,12 +294,12 @@ def test_a_failing_run_is_reported_and_the_session_survives():
     _set(d, epochs=1)
     d.train()
     _finish(d)
-    good, picture = d.runs, d.plot.value
+    good, picture = d.runs, bytes(d.plot.value)
     d.train()
     assert d.wait(WAIT)
     assert d.error.startswith("Run #2 failed: RuntimeError:")
     assert "Run #2 failed" in d.status and "Run #2 failed" in d.diagnosis_html
-    assert d.runs == good and d.plot.value == picture
+    assert d.runs == good and bytes(d.plot.value) == picture
     assert not d.train_button.disabled and d.stop_button.disabled
 
 

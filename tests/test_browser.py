@@ -1,0 +1,118 @@
+"""End to end: notebook 03 in JupyterLab, driven by headless Chromium.
+
+Opens the notebook in a throwaway JupyterLab server, runs all cells, sets the learning
+rate through the slider's readout and the epochs through their text box, presses Train,
+and waits until the plot image changes and the diagnosis panel shows the findings of
+the new run. A screenshot goes to ``test-artifacts/`` (kept whether the test passes or
+fails). Run with ``pytest -m browser tests/test_browser.py``; needs ``/usr/bin/chromium``
+(Debian/Ubuntu: ``apt-get install -y chromium``) and the Python ``playwright`` package.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from browser_helpers import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, REPO_ROOT, LabServer
+
+pytestmark = pytest.mark.browser
+
+NOTEBOOK = "03_interactive_tuning.ipynb"
+NEW_LR = "3.00e-5"  # what the test types into the LR slider's readout
+RUN_LABEL = "lr 3e-05 clip 3 pat 3"  # how the dashboard labels a round-2 run at that LR
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} is missing (install it with: apt-get install -y chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the Python playwright package is not installed")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lab-root")
+    shutil.copy(REPO_ROOT / "notebooks" / NOTEBOOK, root / NOTEBOOK)
+    server = LabServer(root_dir=root, home=tmp_path_factory.mktemp("lab-home"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def page(lab):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1500, "height": 1100})
+            page = context.new_page()
+            page.set_default_timeout(60_000)
+            yield page
+        finally:
+            browser.close()
+
+
+def _screenshot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def _run_all_cells(page) -> None:
+    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=120_000)
+    page.locator(".jp-Notebook .jp-Cell").first.click()  # focus the notebook
+    page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+    page.locator(".lm-Menu-content .lm-Menu-item").get_by_text("Run All Cells", exact=True).click()
+
+
+def test_dashboard_trains_and_updates_in_jupyterlab(lab, page):
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(lab.url(f"lab/tree/{NOTEBOOK}"))
+        _run_all_cells(page)
+
+        dashboard = page.locator(".nbtrain-dashboard")
+        dashboard.wait_for(state="visible", timeout=120_000)
+        # The notebook's own 1-epoch check run through the Python API must finish first.
+        page.get_by_text("finished: True, status: completed").wait_for(timeout=600_000)
+        page.locator(".nbtrain-diagnosis", has_text="Run #1").wait_for(timeout=120_000)
+        plot = page.locator("img.nbtrain-plot")
+        old_src = plot.get_attribute("src")
+        assert old_src
+
+        # Set the learning rate through the slider's editable readout, and a 1-epoch run.
+        readout = page.locator(".nbtrain-control-lr .widget-readout")
+        readout.click()
+        page.keyboard.press("Control+A")
+        page.keyboard.type(NEW_LR)
+        page.keyboard.press("Enter")
+        epochs = page.locator(".nbtrain-control-epochs input")
+        epochs.fill("1")
+        epochs.press("Enter")
+        page.wait_for_timeout(300)  # let the kernel receive both values
+
+        page.locator("button.nbtrain-button-train").click()
+        clicked = time.monotonic()
+        page.wait_for_function(
+            "old => { const img = document.querySelector('img.nbtrain-plot'); return img && img.src !== old; }",
+            arg=old_src,
+            timeout=60_000,
+        )
+        first_update = time.monotonic() - clicked
+        diagnosis = page.locator(".nbtrain-diagnosis", has_text=f"Run #2: #2 {RUN_LABEL}")
+        diagnosis.wait_for(timeout=600_000)
+        text = diagnosis.inner_text()
+        assert "Training diagnosis" in text, text[:2000]
+        assert "Expectation" in text, text[:2000]
+        assert page.locator(".nbtrain-status", has_text="Run #2 completed").count() == 1
+        assert page.locator(".nbtrain-error").inner_text().strip() == ""
+        assert "Error displaying widget" not in page.content()
+        log = page.locator(".nbtrain-log textarea").input_value()
+        assert "epoch 0/0: train" in log
+        print(f"first plot update {first_update:.2f} s after clicking Train")
+    finally:
+        _screenshot(page, "browser_dashboard.png")
+    assert not errors, errors

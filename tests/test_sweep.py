@@ -1,0 +1,382 @@
+import argparse
+import json
+import os
+import shutil
+import sys
+import types
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+from torch.utils.data import TensorDataset
+
+from nbtrain import TrainConfig
+from nbtrain.sweep import (
+    DONE_FILE,
+    RESULTS_FILE,
+    TIMING_COLUMNS,
+    add_sweep_parser,
+    config_label,
+    load_sweep,
+    load_sweep_spec,
+    plan,
+    run_trial,
+    sweep,
+    sweep_command,
+)
+from nbtrain.sweep_plots import sweep_curves, sweep_heatmap
+
+from tasks import make_mlp, make_regression
+
+BASE = TrainConfig(lr=1e-2, grad_clip=1.0, epochs=3, batch_size=16, scheduler_patience=0, name="tiny")
+# two good learning rates, one that overflows (diverged) and one the config rejects (failed)
+GRID = {"lr": [1e-2, 3e-2, 1e30, -1.0], "grad_clip": [0.5]}
+SEEDS = [0, 1]
+NUMERIC = ["best_val_loss", "final_val_loss", "grad_norm_growth_p50", "grad_norm_growth_max", "clip_fraction",
+           "final_lr", "best_epoch", "lr_cuts", "epochs_done"]
+
+
+# -- picklable, top-level trial functions (the worker processes import them from this module) --
+def tiny_model(seed):
+    return make_mlp(seed=seed)
+
+
+def tiny_data(seed):
+    x, y = make_regression(96, seed=10 + seed)
+    xv, yv = make_regression(32, seed=20 + seed)
+    return TensorDataset(x, y), TensorDataset(xv, yv)
+
+
+class CountingModel:
+    """model_fn that appends the seed to a file each time a trial builds its model."""
+
+    def __init__(self, log_path):
+        self.log_path = str(log_path)
+
+    def __call__(self, seed):
+        with open(self.log_path, "a") as fh:
+            fh.write(f"{seed}\n")
+        return tiny_model(seed)
+
+
+@pytest.fixture(scope="module")
+def local_sweep(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep") / "grid"
+    lines = []
+    # the model_fn's qualified name is part of what a re-run checks before reusing a trial
+    model_fn = CountingModel(out.parent / "calls.txt")
+    table = sweep(BASE, GRID, SEEDS, out=out, max_workers=2, model_fn=model_fn, data_fn=tiny_data,
+                  progress=False, sink=lines.append)
+    return out, table, lines
+
+
+def _same_numbers(a, b):
+    pd.testing.assert_frame_equal(a[NUMERIC].reset_index(drop=True), b[NUMERIC].reset_index(drop=True),
+                                  check_exact=True)
+
+
+# -- planning ---------------------------------------------------------------------------
+def test_plan_and_folder_names(tmp_path):
+    grid = {"lr": [2e-5, 1e-5], "grad_clip": [2.0, 3.0], "scheduler_patience": [3, 5]}
+    trials = plan(BASE, grid, [0, 1, 2], tmp_path)
+    assert len(trials) == 8 * 3
+    assert trials[0].run_dir == str(tmp_path / "lr=2e-05_clip=2.0_pat=3" / "seed=0")
+    assert trials[-1].run_dir == str(tmp_path / "lr=1e-05_clip=3.0_pat=5" / "seed=2")
+    assert config_label({"grad_clip": None, "batch_size": 16}) == "clip=None_bs=16"
+    assert config_label({}) == "base"
+
+
+def test_bad_sweep_arguments_raise(tmp_path):
+    with pytest.raises(ValueError, match="grid key 'learning_rate' is not a TrainConfig field"):
+        sweep(BASE, {"learning_rate": [1e-3]}, out=tmp_path)
+    with pytest.raises(ValueError, match="grid must not contain 'seed'"):
+        sweep(BASE, {"seed": [1, 2]}, out=tmp_path)
+    with pytest.raises(ValueError, match=r"grid\['lr'\] is empty"):
+        sweep(BASE, {"lr": []}, out=tmp_path)
+    with pytest.raises(ValueError, match="seeds is empty"):
+        sweep(BASE, {"lr": [1e-3]}, seeds=[], out=tmp_path)
+    with pytest.raises(ValueError, match="seeds must be ints >= 0, got -1"):
+        sweep(BASE, {"lr": [1e-3]}, seeds=[-1], out=tmp_path)
+    with pytest.raises(ValueError, match="backend must be one of 'local', 'ray', got 'dask'"):
+        sweep(BASE, {"lr": [1e-3]}, backend="dask", out=tmp_path)
+    with pytest.raises(ValueError, match="max_workers must be a positive int or None, got 0"):
+        sweep(BASE, {"lr": [1e-3]}, max_workers=0, out=tmp_path)
+    with pytest.raises(TypeError, match="base_config must be a TrainConfig, got dict"):
+        sweep({"lr": 1e-3}, {"lr": [1e-3]}, out=tmp_path)
+    with pytest.raises(TypeError, match="model_fn .* is a lambda"):
+        sweep(BASE, {"lr": [1e-3]}, out=tmp_path, model_fn=lambda s: tiny_model(s), data_fn=tiny_data)
+    with pytest.raises(ValueError, match="data_fn was given without model_fn: give both"):
+        sweep(BASE, {"lr": [1e-3]}, out=tmp_path, data_fn=tiny_data)
+    with pytest.raises(ValueError, match="model_fn was given without data_fn: give both"):
+        sweep(BASE, {"lr": [1e-3]}, out=tmp_path, model_fn=tiny_model)
+    assert not any(tmp_path.iterdir())  # nothing was written
+
+
+def test_notebook_functions_are_refused_by_the_local_backend(tmp_path, monkeypatch):
+    def from_notebook(seed):
+        return tiny_model(seed)
+
+    from_notebook.__module__ = "__main__"
+    from_notebook.__qualname__ = "from_notebook"
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))  # an interactive session
+    with pytest.raises(TypeError, match="defined in this notebook .* backend='ray'"):
+        sweep(BASE, {"lr": [1e-3]}, out=tmp_path, model_fn=from_notebook, data_fn=tiny_data)
+
+
+def test_missing_ray_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ImportError, match=r"pip install nbtrain\[ray\]"):
+        sweep(BASE, {"lr": [1e-3]}, backend="ray", out=tmp_path, model_fn=tiny_model, data_fn=tiny_data)
+
+
+# -- one trial, in this process ----------------------------------------------------------
+def test_run_trial_in_process(tmp_path):
+    good, bad = plan(BASE, {"lr": [1e-2, 0.0]}, [3], tmp_path)
+    row = run_trial(good, tiny_model, tiny_data, single_thread=False)
+    assert row["status"] == "completed" and row["error"] == ""
+    assert row["lr"] == 1e-2 and row["seed"] == 3 and row["epochs_done"] == 3
+    folder = Path(good.run_dir)
+    assert {"config.json", "history.json", "checkpoint.pt", DONE_FILE} <= {p.name for p in folder.iterdir()}
+    saved = TrainConfig.from_json(folder / "config.json")
+    assert (saved.lr, saved.seed, saved.grad_clip) == (1e-2, 3, BASE.grad_clip)
+    assert json.loads((folder / DONE_FILE).read_text())["row"]["best_val_loss"] == row["best_val_loss"]
+
+    row = run_trial(bad, tiny_model, tiny_data, single_thread=False)
+    assert row["status"] == "failed" and row["error"] == "lr must be > 0, got 0.0"
+
+
+# -- the local backend -------------------------------------------------------------------
+def test_local_sweep_table(local_sweep):
+    out, table, lines = local_sweep
+    assert list(table.columns[:3]) == ["lr", "grad_clip", "seed"]
+    assert len(table) == len(GRID["lr"]) * len(SEEDS)
+    assert table["lr"].tolist() == [1e-2, 1e-2, 3e-2, 3e-2, 1e30, 1e30, -1.0, -1.0]
+    assert table["seed"].tolist() == SEEDS * 4
+    by_lr = table.groupby("lr")["status"].agg(set).to_dict()
+    assert by_lr == {1e-2: {"completed"}, 3e-2: {"completed"}, 1e30: {"diverged"}, -1.0: {"failed"}}
+
+    good = table[table["status"] == "completed"]
+    assert np.isfinite(good[["best_val_loss", "final_val_loss", "clip_fraction", "grad_norm_growth_p50"]]).all().all()
+    assert (good["best_val_loss"] <= good["final_val_loss"]).all()
+    assert (good["epochs_done"] == BASE.epochs).all()
+    assert (good["error"] == "").all()
+    assert (table.loc[table["status"] == "failed", "error"] == "lr must be > 0, got -1.0").all()
+    assert table.loc[table["status"] == "diverged", "error"].str.contains("non-finite").all()
+    # seeds differ, the same seed under another lr differs too
+    assert good["best_val_loss"].nunique() == len(good)
+
+    for run_dir in table["run_dir"]:
+        assert (Path(run_dir) / DONE_FILE).is_file()
+    assert Path(table["run_dir"][0]) == out / "lr=0.01_clip=0.5" / "seed=0"
+    saved = pd.read_csv(out / RESULTS_FILE)
+    assert saved["status"].tolist() == table["status"].tolist()
+    _same_numbers(load_sweep(out), table)
+    assert lines[0].startswith("sweep: 8 trials (4 grid points x 2 seeds)")
+    assert lines[-1].startswith("sweep done: 4 completed, 2 diverged, 2 failed")
+
+
+def test_a_trial_matches_a_plain_train_call(local_sweep, tmp_path):
+    from nbtrain import History, train
+
+    _, table, _ = local_sweep
+    row = table.iloc[3]  # lr 3e-2, seed 1
+    config = BASE.replace(lr=3e-2, grad_clip=0.5, seed=1)
+    import torch
+
+    torch.set_num_threads(1)
+    try:
+        run = train(config, tiny_model(1), *tiny_data(1), sink=None)
+    finally:
+        torch.set_num_threads(os.cpu_count() or 1)
+    saved = History.load(Path(row["run_dir"]) / "history.json")
+    assert [r["loss"] for r in saved.steps] == [r["loss"] for r in run.history.steps]
+    assert row["best_val_loss"] == min(r["val_loss"] for r in run.history.epochs)
+
+
+def test_rerun_only_retrains_trials_without_a_marker(local_sweep, tmp_path):
+    src, first, _ = local_sweep
+    out = tmp_path / "grid"
+    shutil.copytree(src, out)
+    first = first.assign(run_dir=[str(out / Path(p).relative_to(src)) for p in first["run_dir"]])
+    # the marker is deleted, and the checkpoint too, so that trial really trains again
+    target = Path(first["run_dir"][3])  # lr 3e-2, seed 1
+    (target / DONE_FILE).unlink()
+    (target / "checkpoint.pt").unlink()
+    others = {p: (Path(p) / DONE_FILE).stat().st_mtime_ns for p in first["run_dir"] if Path(p) != target}
+    log = tmp_path / "calls.txt"
+    lines = []
+    again = sweep(BASE, GRID, SEEDS, out=out, max_workers=2, model_fn=CountingModel(log), data_fn=tiny_data,
+                  progress=False, sink=lines.append)
+    assert log.read_text().split() == ["1"]  # one model built: the trial without a marker
+    assert "7 already done, 1 to run" in lines[0]
+    assert {p: (Path(p) / DONE_FILE).stat().st_mtime_ns for p in others} == others
+    _same_numbers(again, first)
+    assert again["status"].tolist() == first["status"].tolist()
+
+
+def test_a_changed_base_config_is_not_reused(local_sweep, tmp_path):
+    src, first, _ = local_sweep
+    out = tmp_path / "grid"
+    shutil.copytree(src, out)
+    log = tmp_path / "calls.txt"
+    grid = {"lr": [1e-2], "grad_clip": [0.5]}
+    table = sweep(BASE.replace(epochs=2), grid, [0], out=out, max_workers=1, model_fn=CountingModel(log),
+                  data_fn=tiny_data, progress=False, sink=None)
+    assert log.read_text().split() == ["0"]
+    assert table["epochs_done"].tolist() == [2]
+    # and another model_fn is not either
+    table = sweep(BASE.replace(epochs=2), grid, [0], out=out, max_workers=1, model_fn=tiny_model,
+                  data_fn=tiny_data, progress=False, sink=None)
+    assert table["status"].tolist() == ["completed"]
+    done = json.loads((Path(table["run_dir"][0]) / DONE_FILE).read_text())
+    assert done["callables"]["model_fn"] == "test_sweep.tiny_model"
+
+
+# -- the Ray backend -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray = pytest.importorskip("ray", reason="the Ray backend needs the ray extra")
+    # Ray's workers import this test module (and tasks.py) by name, like the local backend's
+    tests_dir = str(Path(__file__).parent)
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (tests_dir, old) if p)
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    except Exception as exc:  # Ray's node start timed out (a loaded machine): say so, don't hide it
+        pytest.skip(f"Ray could not start a local cluster here: {type(exc).__name__}: {exc}")
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_backend_gives_the_local_numbers(ray_cluster, local_sweep, tmp_path):
+    _, local, _ = local_sweep
+    table = sweep(BASE, GRID, SEEDS, backend="ray", out=tmp_path / "grid", model_fn=tiny_model,
+                  data_fn=tiny_data, progress=False, sink=None)
+    _same_numbers(table, local)
+    assert table["status"].tolist() == local["status"].tolist()
+    assert table["error"].tolist() == local["error"].tolist()
+
+
+# -- plots -----------------------------------------------------------------------------------
+def _synthetic_table():
+    rows = []
+    for lr in (1e-5, 2e-5):
+        for clip in (2.0, 3.0):
+            for pat in (3, 5):
+                for seed in (0, 1, 2):
+                    rows.append({"lr": lr, "grad_clip": clip, "scheduler_patience": pat, "seed": seed,
+                                 "best_val_loss": 0.5 + lr * 1e4 + 0.01 * seed + (0.001 if pat == 5 else 0),
+                                 "clip_fraction": 0.9 if clip == 2.0 else 0.6,
+                                 "status": "completed", "run_dir": ""})
+    rows[0]["best_val_loss"] = float("nan")
+    rows[0]["status"] = "diverged"
+    return pd.DataFrame(rows)
+
+
+def test_heatmap_annotates_mean_and_spread():
+    table = _synthetic_table()
+    ax = sweep_heatmap(table, x="grad_clip", y="lr", metric="best_val_loss")
+    assert isinstance(ax, matplotlib.axes.Axes)
+    texts = [t.get_text() for t in ax.texts]
+    assert len(texts) == 4
+    # lr 2e-5, clip 3.0: 6 runs (3 seeds x 2 patiences): mean 0.7105, std over those values
+    cell = table[(table.lr == 2e-5) & (table.grad_clip == 3.0)]["best_val_loss"]
+    assert f"{cell.mean():.3g}\n± {cell.std(ddof=1):.3g}\nn=6" in texts
+    assert "n=5" in "".join(texts)  # the diverged run is left out...
+    assert "1 run(s) without a value left out" in ax.get_title()  # ...and counted
+    assert "mean over seeds, scheduler_patience" in ax.get_title()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["2.0", "3.0"]
+
+    import matplotlib.pyplot as plt
+
+    fig, given = plt.subplots()
+    ax2 = sweep_heatmap(table, x="grad_clip", y="lr", metric="clip_fraction", spread="minmax",
+                        where={"scheduler_patience": 3}, ax=given)
+    assert ax2 is given
+    assert "[0.9, 0.9]\nn=3" in "".join(t.get_text() for t in ax2.texts)
+    assert "scheduler_patience=3" in ax2.get_title()
+    plt.close("all")
+
+
+def test_heatmap_bad_arguments():
+    table = _synthetic_table()
+    with pytest.raises(ValueError, match="table has no column\\(s\\) 'momentum'"):
+        sweep_heatmap(table, x="momentum", y="lr")
+    with pytest.raises(ValueError, match="spread must be one of 'std', 'minmax', got 'iqr'"):
+        sweep_heatmap(table, x="grad_clip", y="lr", spread="iqr")
+    with pytest.raises(ValueError, match="no rows of the table match"):
+        sweep_heatmap(table, x="grad_clip", y="lr", where={"scheduler_patience": 4})
+    with pytest.raises(TypeError, match="table must be a pandas DataFrame"):
+        sweep_heatmap([1, 2], x="grad_clip", y="lr")
+
+
+def test_small_multiples_from_the_run_folders(local_sweep):
+    import matplotlib.pyplot as plt
+
+    _, table, _ = local_sweep
+    fig = sweep_curves(table)
+    assert isinstance(fig, matplotlib.figure.Figure)
+    axes = np.array(fig.axes).reshape(2, 4)
+    assert axes[0][0].get_title() == "lr=0.01\ngrad_clip=0.5"
+    assert len(axes[0][0].lines) == 2  # one line per seed
+    first = Path(table["run_dir"][0]) / "history.json"
+    from nbtrain import History
+
+    assert list(axes[0][0].lines[0].get_ydata()) == [r["val_loss"] for r in History.load(first).epochs]
+    assert len(axes[0][3].lines) == 0  # the failed config has no history
+    assert axes[1][0].get_yscale() == "log"
+    plt.close(fig)
+
+
+# -- command line ----------------------------------------------------------------------------
+def test_sweep_file_and_command(tmp_path, monkeypatch, capsys):
+    spec = {"base": {"preset": "round2", "epochs": 2}, "grid": {"lr": [1e-5, 5e-6]}, "seeds": [0, 1],
+            "out": str(tmp_path / "out")}
+    path = tmp_path / "grid.json"
+    path.write_text(json.dumps(spec))
+    loaded = load_sweep_spec(path)
+    assert loaded["base"].name == "round2" and loaded["base"].epochs == 2 and loaded["base"].lr == 1e-5
+    assert loaded["backend"] == "local" and loaded["seeds"] == [0, 1]
+
+    parser = argparse.ArgumentParser(prog="nbtrain")
+    add_sweep_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["sweep", str(path), "--epochs", "1", "--max-workers", "1", "--no-progress"])
+    assert args.func is sweep_command
+
+    calls = []
+
+    def fake_sweep(base, grid, seeds, **kw):
+        calls.append((base, grid, seeds, kw))
+        rows = [{"lr": lr, "seed": s, "best_val_loss": 0.5, "status": "completed", "error": "",
+                 "train_time_s": 1.0, "run_dir": "x"} for lr in grid["lr"] for s in seeds]
+        return pd.DataFrame(rows)
+
+    monkeypatch.setattr("nbtrain.sweep.sweep", fake_sweep)
+    assert args.func(args) == 0
+    base, grid, seeds, kw = calls[0]
+    assert base.epochs == 1 and grid == {"lr": [1e-5, 5e-6]} and seeds == [0, 1]
+    assert kw["max_workers"] == 1 and kw["backend"] == "local" and kw["out"] == str(tmp_path / "out")
+    printed = capsys.readouterr().out
+    assert "best_val_loss" in printed and "run_dir" not in printed
+
+
+def test_sweep_file_errors(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"base": {}, "grid": {}, "seed": [0]}))
+    with pytest.raises(ValueError, match="unknown key\\(s\\) seed"):
+        load_sweep_spec(path)
+    path.write_text(json.dumps({"base": {"preset": "round9"}}))
+    with pytest.raises(ValueError, match="unknown preset 'round9'"):
+        load_sweep_spec(path)
+    path.write_text("{nope")
+    with pytest.raises(ValueError, match="is not valid JSON"):
+        load_sweep_spec(path)
+    with pytest.raises(FileNotFoundError, match="no sweep file at"):
+        load_sweep_spec(tmp_path / "missing.json")
