@@ -74,7 +74,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     png = None if args.no_png else Path(args.png)
     table = compare_runs(list(args.run_dirs), png=png)
     with pd.option_context("display.width", 200, "display.max_columns", 50):
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        print(table.to_string(float_format=lambda v: f"{v:.4g}"))
     if png is not None:
         print(f"\ncomparison plot written to {png}")
     return 0
@@ -108,7 +108,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "## Side by side",
         "",
         "```",
-        table.to_string(index=False, float_format=lambda v: f"{v:.4g}"),
+        table.to_string(float_format=lambda v: f"{v:.4g}"),
         "```",
         "",
         "## Round 2: the write-up's expectations, checked",
@@ -118,7 +118,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for run in loaded:
         parts += ["", f"## Diagnosis of {run.name}", "", diagnose(run.history, run.config).to_markdown()]
     atomic_write_text(out / "summary.md", "\n".join(parts) + "\n")
-    print(table.to_string(index=False))
+    print(table.to_string(float_format=lambda v: f"{v:.4g}"))
     print(f"\nsummary written to {out / 'summary.md'}")
     return 0
 
