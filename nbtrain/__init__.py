@@ -10,6 +10,18 @@ from .diagnostics import Diagnosis, Finding, diagnose
 from .expectations import Expectations, Verdict, check_expectations
 from .history import History
 from .plateau import PlateauState, plateau_state, simulate_plateau
+from .probes import (
+    LayerStats,
+    LRRangeResult,
+    NoiseScaleResult,
+    SharpnessResult,
+    gradient_noise_scale,
+    layer_stats_dataframe,
+    lr_range_test,
+    probe_findings,
+    sharpness,
+    stability_threshold,
+)
 from .trainer import Run, Trainer, load_checkpoint, train
 
 __version__ = "0.1.0"
@@ -19,6 +31,16 @@ __all__ = [
     "Diagnosis",
     "Expectations",
     "Finding",
+    "LRRangeResult",
+    "LayerStats",
+    "NoiseScaleResult",
+    "SharpnessResult",
+    "gradient_noise_scale",
+    "layer_stats_dataframe",
+    "lr_range_test",
+    "probe_findings",
+    "sharpness",
+    "stability_threshold",
     "LoadedRun",
     "PlateauState",
     "RunFolderError",

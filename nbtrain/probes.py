@@ -167,6 +167,7 @@ class LRRangeResult:
     suggestion: float
     suggestion_method: str
     lr_at_min: float  # LR where the smoothed loss was lowest
+    rise_lr: float | None  # first LR past the minimum where the smoothed loss rose clearly above it
     diverged_lr: float | None  # LR at which the sweep stopped (None when it ran to end_lr)
 
     def plot(self, ax=None):
@@ -179,6 +180,8 @@ class LRRangeResult:
         ax.plot(self.lrs, self.smoothed, color="C0", lw=2, label="smoothed")
         ax.axvline(self.suggestion, color="C2", ls="--", label=f"suggestion {self.suggestion:.2g}")
         ax.axvline(self.lr_at_min, color="C1", ls=":", label=f"minimum {self.lr_at_min:.2g}")
+        if self.rise_lr is not None:
+            ax.axvline(self.rise_lr, color="C4", ls=":", label=f"rise {self.rise_lr:.2g}")
         if self.diverged_lr is not None:
             ax.axvline(self.diverged_lr, color="C3", ls="-.", label=f"stopped {self.diverged_lr:.2g}")
         ax.set_xscale("log")
@@ -194,9 +197,10 @@ class LRRangeResult:
 
     def __str__(self) -> str:
         end = f"stopped at lr {self.diverged_lr:.3g}" if self.diverged_lr is not None else "ran to the end"
+        rise = f"; clear rise from lr {self.rise_lr:.3g}" if self.rise_lr is not None else ""
         return (
-            f"LR range test over {len(self.lrs)} steps ({end}): lowest smoothed loss at lr {self.lr_at_min:.3g}; "
-            f"suggested lr {self.suggestion:.3g} ({self.suggestion_method})."
+            f"LR range test over {len(self.lrs)} steps ({end}): lowest smoothed loss at lr {self.lr_at_min:.3g}"
+            f"{rise}; suggested lr {self.suggestion:.3g} ({self.suggestion_method})."
         )
 
 
@@ -209,38 +213,71 @@ def ema_smooth(losses: Sequence[float], smoothing: float) -> list[float]:
     return out
 
 
-def suggest_lr(lrs: Sequence[float], smoothed: Sequence[float], skip_start: float = 0.1) -> tuple[float, str]:
-    """The LR where the loss makes new lows fastest: ``(lr, method)``.
+def _curve_features(
+    lrs: Sequence[float], smoothed: Sequence[float], losses: Sequence[float] | None, smoothing: float
+) -> tuple[int, float, int | None, bool]:
+    """``(i_min, margin, i_rise, fell)`` of a sweep.
 
-    The slope is taken of the running minimum of the smoothed loss, not of the smoothed
-    loss itself, per unit of log-LR, over a window of ~5% of the sweep, between the first
-    ``skip_start`` of the sweep and the minimum. A spike only ever raises the loss, so it
-    leaves the running minimum flat: the steep fall of the curve back down after a spike,
-    which fools a plain steepest-slope pick, counts for nothing here. With too few points
-    for a slope the answer is the minimum's LR / 10.
+    ``margin`` is what counts as a real change of the smoothed loss: three standard
+    deviations of its noise (estimated from the raw losses up to the minimum, shrunk by
+    the EMA's factor sqrt((1 - b) / (1 + b))), and at least 5% of the minimum.
+    ``i_rise`` is the first step after the minimum where the smoothed loss is more than
+    ``margin`` above it (or non-finite); ``fell`` says whether the loss fell from its
+    starting level (median of the first fifth of the sweep) by more than ``margin``.
     """
     n = len(smoothed)
     finite = [i for i in range(n) if math.isfinite(smoothed[i])]
-    if not finite:
-        return float(lrs[0]), "first LR (no finite loss)"
-    i_min = min(finite, key=lambda i: smoothed[i])
-    start = int(skip_start * n)
-    if i_min - start < 4:
-        return float(lrs[i_min]) / 10.0, "minimum / 10 (too few steps before the minimum for a slope)"
-    run_min, best = [], math.inf
-    for i in range(i_min + 1):
-        best = min(best, smoothed[i]) if math.isfinite(smoothed[i]) else best
-        run_min.append(best)
-    k = max(1, n // 40)
-    logs = [math.log(v) for v in lrs]
-    best_i, best_slope = None, 0.0
-    for i in range(max(start, k), i_min - k + 1):
-        slope = (run_min[i + k] - run_min[i - k]) / (logs[i + k] - logs[i - k])
-        if slope < best_slope:
-            best_i, best_slope = i, slope
-    if best_i is None:
-        return float(lrs[i_min]) / 10.0, "minimum / 10 (the loss never fell)"
-    return float(lrs[best_i]), "steepest fall of the running minimum of the smoothed loss"
+    i_min = min(finite, key=lambda i: smoothed[i]) if finite else 0
+    floor = smoothed[i_min] if finite else math.inf
+    sd = 0.0
+    if losses is not None and i_min >= 2:
+        head = [v for v in losses[: i_min + 1] if math.isfinite(v)]
+        if len(head) >= 3:
+            mean = sum(head) / len(head)
+            sd = math.sqrt(sum((v - mean) ** 2 for v in head) / (len(head) - 1))
+            sd *= math.sqrt((1.0 - smoothing) / (1.0 + smoothing))
+    margin = max(3.0 * sd, 0.05 * abs(floor)) if math.isfinite(floor) else 0.0
+    i_rise = next((i for i in range(i_min + 1, n) if not smoothed[i] <= floor + margin), None)
+    first = sorted(v for v in (losses if losses is not None else smoothed)[: max(3, n // 5)] if math.isfinite(v))
+    start = first[len(first) // 2] if first else math.inf
+    fell = math.isfinite(floor) and start - floor > margin
+    return i_min, margin, i_rise, fell
+
+
+def suggest_lr(
+    lrs: Sequence[float],
+    smoothed: Sequence[float],
+    losses: Sequence[float] | None = None,
+    smoothing: float = 0.0,
+    divisor: float = 10.0,
+) -> tuple[float, str]:
+    """The LR to start from: ``(lr, method)``.
+
+    When the loss clearly fell during the sweep: a tenth of the LR at the minimum of the
+    smoothed loss. Why not the steepest fall of the curve (the other common rule)? A
+    spike only ever raises the loss, and the smoothed curve then falls steeply on its way
+    back down: a steepest-slope pick lands right after the spike, often decades below
+    any LR that trains. A spike does not move the minimum, and a tenth of it sits in the
+    falling part of a well-shaped curve (Smith 2017; fastai's ``lr_min``).
+
+    When the loss did not fall by more than its noise (a short sweep often cannot see
+    learning at small LRs, only the blow-up), the minimum is just the luckiest batch; the
+    answer is then a tenth of the LR where the loss began to rise clearly. Pass the raw
+    ``losses`` and the ``smoothing`` used so the noise level can be estimated.
+    """
+    if not any(math.isfinite(v) for v in smoothed):
+        return float(lrs[0]) / divisor, f"first LR / {divisor:g} (no finite loss)"
+    i_min, _, i_rise, fell = _curve_features(lrs, smoothed, losses, smoothing)
+    if fell and i_min > 0:
+        return float(lrs[i_min]) / divisor, f"LR at the smoothed loss's minimum / {divisor:g}"
+    if i_rise is not None:
+        return (
+            float(lrs[i_rise]) / divisor,
+            f"LR where the loss began to rise / {divisor:g} (no clear fall before it: the sweep saw only the blow-up)",
+        )
+    if i_min == 0:
+        return float(lrs[0]) / divisor, f"first LR / {divisor:g} (the loss never fell: start lower)"
+    return float(lrs[i_min]) / divisor, f"LR at the smoothed loss's minimum / {divisor:g} (flat curve: a weak hint)"
 
 
 def _make_optimizer(optimizer, params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
@@ -260,8 +297,8 @@ def lr_range_test(
     optimizer: str | torch.optim.Optimizer = "adam",
     start_lr: float = 1e-7,
     end_lr: float = 1e-1,
-    num_steps: int = 30,
-    smoothing: float = 0.9,
+    num_steps: int = 20,  # one training step each: about 4% of a 500-step reference epoch
+    smoothing: float = 0.8,  # EMA factor; its time constant (~5 steps) must be short next to the sweep
     diverge_factor: float = 4.0,
     batch_size: int = 8,
     seed: int = 0,
@@ -273,7 +310,9 @@ def lr_range_test(
     turns non-finite). ``optimizer`` is ``"adam"``, ``"sgd"`` or an optimizer over the
     model's parameters (its state is used, then restored). ``grad_clip`` clips the total
     gradient norm as the trainer does. The model, any optimizer given and the RNG are
-    restored afterwards. Defaults keep the cost near 4% of a reference-experiment epoch.
+    restored afterwards. The defaults keep the cost under 5% of a reference-experiment
+    epoch (20 of its 500 steps), which makes the sweep coarse (about 3 steps per decade):
+    raise ``num_steps`` (and ``smoothing`` with it) for a finer curve.
     """
     params = _check_model(model)
     _check_positive("start_lr", start_lr)
@@ -327,9 +366,8 @@ def lr_range_test(
             if s > diverge_factor * best:
                 stopped = True
                 break
-    suggestion, method = suggest_lr(lrs, smoothed)
-    finite = [i for i, v in enumerate(smoothed) if math.isfinite(v)]
-    i_min = min(finite, key=lambda i: smoothed[i]) if finite else 0
+    suggestion, method = suggest_lr(lrs, smoothed, losses, smoothing)
+    i_min, _, i_rise, _ = _curve_features(lrs, smoothed, losses, smoothing)
     return LRRangeResult(
         lrs=lrs,
         losses=losses,
@@ -338,6 +376,7 @@ def lr_range_test(
         suggestion=suggestion,
         suggestion_method=method,
         lr_at_min=lrs[i_min],
+        rise_lr=None if i_rise is None else lrs[i_rise],
         diverged_lr=lrs[-1] if stopped else None,
     )
 
@@ -356,7 +395,7 @@ class NoiseScaleResult:
     n_pairs: int
     grad_sq_pairs: list[float] = field(repr=False, default_factory=list)
     trace_pairs: list[float] = field(repr=False, default_factory=list)
-    max_batch: int = 4096
+    max_batch: int = 4096  # cap for the recommendation: a power of two <= examples / 16
 
     @property
     def reliable(self) -> bool:
@@ -370,6 +409,12 @@ class NoiseScaleResult:
             return self.max_batch if self.b_simple > 0 or not math.isfinite(self.b_simple) else 1
         return int(min(self.max_batch, max(1, 2 ** round(math.log2(self.b_simple)))))
 
+    @property
+    def b_simple_low(self) -> float:
+        """A conservative lower bound: tr(Sigma) / (|G|^2 + 2 standard errors)."""
+        denom = self.grad_sq + 2.0 * self.grad_sq_stderr
+        return self.trace / denom if denom > 0 and math.isfinite(denom) else 0.0
+
     def describe(self, batch_size: int | None = None) -> str:
         """A plain sentence on what B_simple says about the batch size."""
         how = f"from {self.n_pairs} pairs of batches of {self.small_batch} and {self.big_batch}"
@@ -382,13 +427,19 @@ class NoiseScaleResult:
             head = f"Gradient noise scale B_simple is about {self.b_simple:.3g} ({how})"
             if not self.reliable:
                 head += "; the |G|^2 estimate is within two standard errors of zero, so take it as a rough figure"
+        if self.b_simple_low > 0 and (not self.reliable or not math.isfinite(self.b_simple)):
+            head += f" (at least about {self.b_simple_low:.3g})"
         rec = self.recommended_batch_size
+        if rec == self.max_batch and self.b_simple > rec:
+            rec_text = f"{rec} (the cap that keeps 16 steps per epoch)"
+        else:
+            rec_text = f"{rec}"
         if batch_size is None:
-            tail = f"a batch of about {rec} uses each example's gradient well."
+            tail = f"a batch of about {rec_text} uses each example's gradient well."
         elif batch_size < self.b_simple:
             tail = (
-                f"the batch of {batch_size} is below it, so each step mostly follows noise; a batch of about {rec} "
-                f"(or gradient accumulation to that size) would take nearly proportionally fewer steps."
+                f"the batch of {batch_size} is below it, so each step mostly follows noise; a batch of about {rec_text}, "
+                f"or gradient accumulation to that size, would need nearly proportionally fewer steps."
             )
         else:
             tail = f"the batch of {batch_size} is at or above it, so a larger batch would mostly waste compute."
@@ -408,41 +459,50 @@ def gradient_noise_scale(
     data,
     loss_fn: LossFn | None = None,
     small_batch: int = 8,
-    big_batch: int = 32,
-    n_pairs: int = 4,
+    big_batch: int = 256,
+    n_pairs: int = 3,
     seed: int = 0,
+    n_small: int = 2,
 ) -> NoiseScaleResult:
     """Estimate the simple gradient noise scale at the model's current parameters.
 
-    Each pair draws ``big_batch`` examples and cuts them into ``big_batch // small_batch``
-    batches of ``small_batch``: their gradients g_j give |G_small|^2 (the mean of |g_j|^2)
-    and their average gives G_big. The unbiased estimators of McCandlish et al. 2018
-    (Appendix A) are then
+    Each pair draws ``big_batch`` examples: one backward pass over all of them gives
+    G_big, and ``n_small`` disjoint batches of ``small_batch`` taken from them give
+    |G_small|^2 (the mean of their squared norms). The unbiased estimators of McCandlish
+    et al. 2018 (Appendix A) are then
 
         |G|^2     ~ (B_big |G_big|^2 - B_small |G_small|^2) / (B_big - B_small)
         tr(Sigma) ~ (|G_small|^2 - |G_big|^2) / (1 / B_small - 1 / B_big)
 
     each averaged over the pairs before the ratio B_simple = tr(Sigma) / |G|^2 is taken
     (a ratio of averages, as the paper advises; an average of ratios is badly biased).
-    ``loss_fn`` must average over the batch (``reduction="mean"``). Gradients are taken
-    in train mode (dropout is part of the noise) with the RNG seeded by ``seed``.
+    Each expectation holds on its own, so the small batches may come from the big one.
+
+    The |G|^2 estimate is the hard part when B_simple is large: its noise shrinks with
+    ``big_batch``, and one large batch costs far less than as many examples in small
+    ones, hence the defaults (about 4% of a reference-experiment epoch). At the defaults
+    expect the value to be good to a factor of two or three on the reference model;
+    ``reliable`` and ``b_simple_low`` say how far to trust it, and more pairs tighten it. ``loss_fn`` must average over the batch (``reduction="mean"``).
+    Gradients are taken in train mode (dropout is part of the noise) with the RNG seeded.
     """
     params = _check_model(model)
     _check_int("small_batch", small_batch, 1)
     _check_int("big_batch", big_batch, 2)
-    if big_batch <= small_batch or big_batch % small_batch:
-        raise ValueError(
-            f"big_batch must be a multiple of small_batch larger than it, got big_batch={big_batch} and "
-            f"small_batch={small_batch}"
-        )
     _check_int("n_pairs", n_pairs, 1)
+    _check_int("n_small", n_small, 1)
+    if big_batch < n_small * small_batch or big_batch == small_batch:
+        raise ValueError(
+            f"big_batch must hold n_small x small_batch examples and be larger than small_batch, got "
+            f"big_batch={big_batch}, n_small={n_small}, small_batch={small_batch}"
+        )
     loss_fn = loss_fn if loss_fn is not None else nn.MSELoss()
     examples = _Examples(data)
     if len(examples) < big_batch:
-        raise ValueError(f"big_batch must be <= the number of examples ({len(examples)}), got {big_batch}")
+        raise ValueError(
+            f"big_batch must be <= the number of examples ({len(examples)}), got {big_batch}; pass a smaller big_batch"
+        )
     device = _device(model)
     gen = torch.Generator().manual_seed(seed)
-    m = big_batch // small_batch
     b_s, b_b = float(small_batch), float(big_batch)
     g2_pairs: list[torch.Tensor] = []
     tr_pairs: list[torch.Tensor] = []
@@ -451,15 +511,14 @@ def gradient_noise_scale(
         for _ in range(n_pairs):
             idx = torch.randperm(len(examples), generator=gen)[:big_batch]
             x, y = examples.take(idx, device)
-            total, small_sq = None, 0.0
-            for j in range(m):
+            g_big = _flat_grad(loss_fn(model(x), y), params).double()
+            s_big = g_big.dot(g_big)
+            small_sq = 0.0
+            for j in range(n_small):
                 sl = slice(j * small_batch, (j + 1) * small_batch)
                 g = _flat_grad(loss_fn(model(x[sl]), y[sl]), params).double()
-                total = g if total is None else total + g
                 small_sq = small_sq + g.dot(g)
-            s_small = small_sq / m
-            g_big = total / m
-            s_big = g_big.dot(g_big)
+            s_small = small_sq / n_small
             g2_pairs.append((b_b * s_big - b_s * s_small) / (b_b - b_s))
             tr_pairs.append((s_small - s_big) / (1.0 / b_s - 1.0 / b_b))
     g2 = torch.stack(g2_pairs).cpu()
@@ -477,7 +536,7 @@ def gradient_noise_scale(
         n_pairs=n_pairs,
         grad_sq_pairs=g2.tolist(),
         trace_pairs=tr.tolist(),
-        max_batch=max(1, min(4096, 2 ** int(math.log2(len(examples))))),
+        max_batch=2 ** int(math.log2(max(1, min(4096, len(examples) // 16)))),
     )
 
 
@@ -539,43 +598,44 @@ class SharpnessResult:
         )
 
 
-def _power_iteration(op: Callable, like: list[torch.Tensor], iters: int, gen: torch.Generator) -> tuple[float, list]:
-    """Largest (algebraic) eigenvalue of the symmetric operator ``op``.
+def _power_iteration(op: Callable, n: int, like: torch.Tensor, iters: int, gen: torch.Generator) -> tuple[float, list]:
+    """Largest (algebraic) eigenvalue of the symmetric operator ``op`` on flat vectors of length ``n``.
 
     Plain power iteration finds the eigenvalue of largest magnitude; when that one is
     negative, a second pass on ``op - lambda I`` (all eigenvalues >= 0) finds the top one.
+    Convergence goes with the gap: the error shrinks like (lambda_2 / lambda_1)^(2k).
     """
 
     def run(shift: float) -> tuple[float, list[float]]:
-        v = [torch.randn(p.shape, generator=gen, dtype=p.dtype).to(p.device) for p in like]
-        norm = torch.sqrt(sum((t * t).sum() for t in v))
-        v = [t / norm for t in v]
+        v = torch.randn(n, generator=gen, dtype=like.dtype).to(like.device)
+        v /= v.norm()
         lam, seen = 0.0, []
         for _ in range(iters):
             hv = op(v)
             if shift:
-                hv = [h - shift * t for h, t in zip(hv, v)]
-            lam_t = sum((h * t).sum() for h, t in zip(hv, v))
-            norm = torch.sqrt(sum((h * h).sum() for h in hv))
-            lam = float(lam_t)
+                hv -= shift * v
+            lam = float(hv.dot(v))  # the one host sync of an iteration
             seen.append(lam + shift)
-            if float(norm) == 0.0:
+            norm = hv.norm()
+            if lam == 0.0 and float(norm) == 0.0:
                 break
-            v = [h / norm for h in hv]
+            v = hv / norm
         return lam + shift, seen
 
     lam, seen = run(0.0)
     if lam < 0:
         lam, more = run(lam)
         seen += more
-    return lam, seen
+    # every value seen is a Rayleigh quotient of the operator, so a lower bound on its top
+    # eigenvalue: the largest is the best estimate (and guards against an unconverged shift)
+    return max(seen) if seen else lam, seen
 
 
 def sharpness(
     model: nn.Module,
     batch,
     loss_fn: LossFn | None = None,
-    iters: int = 20,
+    iters: int = 12,  # each costs ~1.5 training steps: 12 keep the probe under 5% of a reference epoch
     optimizer: torch.optim.Optimizer | None = None,
     seed: int = 0,
 ) -> SharpnessResult:
@@ -607,9 +667,10 @@ def sharpness(
     else:
         params = [p for p in model.parameters() if p.requires_grad]
 
-    # per-parameter L2 coefficient (Adam and SGD add weight_decay * w to the gradient; AdamW does not)
+    # per-parameter L2 coefficient (Adam and SGD add weight_decay * w to the gradient; AdamW does
+    # not) and LR scale lr_g / lr_0 of the parameter's group
     l2 = [0.0] * len(params)
-    scale: list[torch.Tensor | float] = [1.0] * len(params)
+    scale = [1.0] * len(params)
     if optimizer is not None:
         i = 0
         for g in optimizer.param_groups:
@@ -620,31 +681,38 @@ def sharpness(
                     l2[i] = float(g.get("weight_decay", 0.0) or 0.0)
                 scale[i] = float(g["lr"]) / lr  # type: ignore[operator]
                 i += 1
+    sizes = [p.numel() for p in params]
+    n = sum(sizes)
+    like = params[0].detach()
+
+    def per_param(values: list[float]) -> torch.Tensor:
+        return torch.cat([torch.full((k,), v, dtype=like.dtype, device=like.device) for k, v in zip(sizes, values)])
+
+    l2_flat = per_param(l2) if any(l2) else None
 
     gen = torch.Generator().manual_seed(seed)
     with _restoring(model, seed=seed):
         loss = loss_fn(model(x), y)
         grads = torch.autograd.grad(loss, params, create_graph=True)
 
-        def hvp(v: list[torch.Tensor]) -> list[torch.Tensor]:
-            hv = torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True, allow_unused=True)
-            return [
-                (torch.zeros_like(t) if h is None else h.detach()) + c * t for h, t, c in zip(hv, v, l2)
-            ]
+        def hvp(v: torch.Tensor) -> torch.Tensor:
+            vs = [c.view_as(p) for c, p in zip(v.split(sizes), params)]
+            hv = torch.autograd.grad(grads, params, grad_outputs=vs, retain_graph=True, allow_unused=True)
+            out = torch.cat([(torch.zeros_like(p) if h is None else h).reshape(-1) for h, p in zip(hv, params)])
+            return out if l2_flat is None else out.add_(l2_flat * v)
 
-        def scaled_op(d: list) -> Callable:
-            return lambda u: [di * h for di, h in zip(d, hvp([di * t for di, t in zip(d, u)]))]
+        def scaled_op(d: torch.Tensor) -> Callable:
+            return lambda u: d * hvp(d * u)
 
         if all(s == 1.0 for s in scale):
-            top, seen = _power_iteration(hvp, params, iters, gen)
+            top, seen = _power_iteration(hvp, n, like, iters, gen)
         else:  # SGD with group-specific LRs: the LR-weighted curvature is what matters
-            d = [math.sqrt(s) for s in scale]  # type: ignore[arg-type]
-            top, seen = _power_iteration(scaled_op(d), params, iters, gen)
+            top, seen = _power_iteration(scaled_op(per_param([math.sqrt(s) for s in scale])), n, like, iters, gen)
         pre = None
         if kind == "adam":
             d = _adam_preconditioner(optimizer, params, scale)  # type: ignore[arg-type]
             if d is not None:
-                pre, more = _power_iteration(scaled_op(d), params, iters, gen)
+                pre, more = _power_iteration(scaled_op(d), n, like, iters, gen)
                 seen += more
         del grads, loss
     if kind == "adam" and pre is None:
@@ -662,22 +730,22 @@ def sharpness(
     )
 
 
-def _adam_preconditioner(optimizer: torch.optim.Optimizer, params: list, scale: list) -> list | None:
-    """``P^-1/2`` per parameter, ``P = sqrt(v_hat) + eps`` (scaled by lr_g / lr_0), or None without state."""
-    eps_of, beta2_of, amsgrad_of = {}, {}, {}
+def _adam_preconditioner(optimizer: torch.optim.Optimizer, params: list, scale: list) -> torch.Tensor | None:
+    """Flat ``P^-1/2``, ``P = sqrt(v_hat) + eps`` (with lr_g / lr_0 folded in), or None without state."""
+    hyper = {}
     for g in optimizer.param_groups:
         for p in g["params"]:
-            eps_of[id(p)], beta2_of[id(p)], amsgrad_of[id(p)] = g["eps"], g["betas"][1], g.get("amsgrad", False)
+            hyper[id(p)] = (g["eps"], g["betas"][1], g.get("amsgrad", False))
     out = []
     for p, s in zip(params, scale):
         st = optimizer.state.get(p)
         if not st or "exp_avg_sq" not in st:
             return None
-        step = float(st["step"])
-        v = st["max_exp_avg_sq"] if amsgrad_of[id(p)] else st["exp_avg_sq"]
-        v_hat = v.detach() / (1.0 - beta2_of[id(p)] ** step)
-        out.append(torch.rsqrt(v_hat.sqrt() + eps_of[id(p)]) * math.sqrt(s))
-    return out
+        eps, beta2, amsgrad = hyper[id(p)]
+        v = st["max_exp_avg_sq"] if amsgrad else st["exp_avg_sq"]
+        v_hat = v.detach() / (1.0 - beta2 ** float(st["step"]))
+        out.append((torch.rsqrt(v_hat.sqrt() + eps) * math.sqrt(s)).reshape(-1))
+    return torch.cat(out)
 
 
 # -- per-layer statistics ------------------------------------------------------------------
@@ -685,24 +753,28 @@ class LayerStats(Callback):
     """Per-layer gradient norm, weight norm and update-to-weight ratio, every epoch.
 
     Records go to ``trainer.history.meta["layer_stats"]``, one dict per (epoch, layer):
-    ``epoch``, ``layer``, ``grad_norm`` (mean over the epoch's steps of the layer's
-    PRE-clip gradient norm: the post-clip norm divided by the step's clip factor),
-    ``grad_norm_max``, ``grad_share`` (the layer's share of the summed squared gradient
-    norms over the epoch), ``weight_norm`` (at the epoch's end), ``update_ratio`` (mean
+    ``epoch``, ``layer``, ``steps`` (optimizer steps the row covers; fewer than an epoch's
+    when the run stopped mid-epoch), ``grad_norm`` (mean over the sampled steps of the
+    layer's PRE-clip gradient norm: the post-clip norm divided by the step's clip factor),
+    ``grad_norm_max`` (largest sampled), ``grad_share`` (the layer's share of the summed
+    squared gradient norms), ``weight_norm`` (at the epoch's end), ``update_ratio`` (mean
     over sampled steps of |w_t - w_{t-1}| / |w_{t-1}|) and ``epoch_update_ratio``
     (|w_end - w_start| / |w_start| over the whole epoch).
 
     ``by="parameter"`` keeps each tensor (``0.weight``); ``by="module"`` pools tensors of
-    one module (``0``). Cost per step: one ``_foreach_norm`` over the gradients and a few
-    tiny vector ops, all on the device; every ``update_every`` steps one copy of the
-    weights for the step-update ratio. The host sees the numbers once per epoch.
+    one module (``0``). Cost: every ``grad_every`` steps one ``_foreach_norm`` over the
+    gradients and a few tiny vector ops, every ``update_every`` steps one copy of the
+    weights for the step-update ratio, all on the device; the host sees the numbers once
+    per epoch. At the defaults that is about 1-2% of a reference-experiment epoch.
     """
 
-    def __init__(self, by: str = "parameter", update_every: int = 10) -> None:
+    def __init__(self, by: str = "parameter", grad_every: int = 4, update_every: int = 25) -> None:
         if by not in ("parameter", "module"):
             raise ValueError(f"by must be 'parameter' or 'module', got {by!r}")
+        _check_int("grad_every", grad_every, 1)
         _check_int("update_every", update_every, 1)
         self.by = by
+        self.grad_every = grad_every
         self.update_every = update_every
         self._reset_epoch_state()
 
@@ -726,6 +798,7 @@ class LayerStats(Callback):
         trainer.history.meta.setdefault("layer_stats", [])
         self._reset_epoch_state()
         self._end_snapshot = [p.detach().clone() for p in self.params]
+        self._prev = [p.detach().clone() for p in self.params]  # reused buffer for step updates
 
     def _pool(self, sq: torch.Tensor) -> torch.Tensor:
         """Per-tensor squared norms -> per-layer squared norms."""
@@ -747,7 +820,8 @@ class LayerStats(Callback):
         self._grad_sq_sum = torch.zeros(n, device=dev)
         self._ratio_sum = torch.zeros(n, device=dev)
         self._ratio_n = 0
-        self._prev: list[torch.Tensor] | None = None
+        self._grad_n = 0
+        self._measuring = False
         self._start = self._end_snapshot  # the weights before this epoch's first step
 
     # -- per step
@@ -758,28 +832,35 @@ class LayerStats(Callback):
             if self._epoch is not None and not self._done:
                 self._finish(trainer)
             self._start_epoch(epoch)
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-        sq = self._sq_norms(grads) / (row.get("clip_factor", 1.0) or 1.0) ** 2  # undo clipping
-        norms = sq.sqrt()
-        self._grad_sum += norms
-        self._grad_sq_sum += sq
-        torch.maximum(self._grad_max, norms, out=self._grad_max)
-        if self._prev is not None:  # the weights just before this step were snapshotted
-            delta = torch._foreach_sub(self.params, self._prev)
-            d_sq = self._sq_norms(delta)
+        if self._steps % self.grad_every == 0:
+            grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+            sq = self._sq_norms(grads) / (row.get("clip_factor", 1.0) or 1.0) ** 2  # undo clipping
+            norms = sq.sqrt()
+            self._grad_sum += norms
+            self._grad_sq_sum += sq
+            torch.maximum(self._grad_max, norms, out=self._grad_max)
+            self._grad_n += 1
+        if self._measuring:  # the weights just before this step are in self._prev
             w_sq = self._sq_norms(self._prev)
-            self._ratio_sum += (d_sq / w_sq.clamp_min(1e-30)).sqrt()
+            torch._foreach_sub_(self._prev, self.params)  # now -(w_t - w_{t-1}), in place
+            self._ratio_sum += (self._sq_norms(self._prev) / w_sq.clamp_min(1e-30)).sqrt()
             self._ratio_n += 1
-            self._prev = None
+            self._measuring = False
         self._steps += 1
         if self._steps == trainer.steps_per_epoch:
             # finish here, before the trainer saves its history at the end of the epoch
             self._finish(trainer)
         elif (self._steps - 1) % self.update_every == 0:  # measure the next step's update
-            self._prev = [p.detach().clone() for p in self.params]
+            torch._foreach_copy_(self._prev, [p.detach() for p in self.params])
+            self._measuring = True
 
     def on_epoch_end(self, trainer: "Trainer", row: dict) -> None:
         if self._epoch is not None and not self._done:
+            self._finish(trainer)
+
+    def on_train_end(self, trainer: "Trainer") -> None:
+        # a run stopped (or diverged) mid-epoch: record the part that ran (``steps`` says how much)
+        if self._epoch is not None and not self._done and self._steps:
             self._finish(trainer)
 
     @torch.no_grad()
@@ -788,8 +869,8 @@ class LayerStats(Callback):
         w_sq = self._sq_norms(weights)
         e_sq = self._sq_norms(torch._foreach_sub(weights, self._start))
         e_ratio = (e_sq / self._sq_norms(self._start).clamp_min(1e-30)).sqrt()
-        self._end_snapshot = [w.clone() for w in weights]
-        n = max(self._steps, 1)
+        torch._foreach_copy_(self._end_snapshot, weights)
+        n = max(self._grad_n, 1)
         total_sq = self._grad_sq_sum.sum().clamp_min(1e-30)
         ratio = self._ratio_sum / self._ratio_n if self._ratio_n else torch.full_like(w_sq, float("nan"))
         table = torch.stack(
@@ -801,6 +882,7 @@ class LayerStats(Callback):
                 {
                     "epoch": self._epoch,
                     "layer": layer,
+                    "steps": self._steps,
                     "grad_norm": g,
                     "grad_norm_max": gmax,
                     "grad_share": share,
@@ -815,6 +897,7 @@ class LayerStats(Callback):
 LAYER_STATS_COLUMNS = (
     "epoch",
     "layer",
+    "steps",
     "grad_norm",
     "grad_norm_max",
     "grad_share",
@@ -843,14 +926,20 @@ def layer_stats_dataframe(history: "History | dict | list"):
 
 # -- findings ------------------------------------------------------------------------------
 def range_test_findings(result: LRRangeResult, lr: float) -> list[Finding]:
-    """LR_ABOVE_STABLE_RANGE when ``lr`` is at or past the LR where the sweep's loss bottomed out."""
-    if lr < result.lr_at_min:
+    """LR_ABOVE_STABLE_RANGE when ``lr`` is at or past the LR where the sweep's loss rose clearly.
+
+    The minimum itself is not the line: on a flat, noisy curve it is only the luckiest
+    batch. The line is where the smoothed loss rose above its minimum by more than its
+    noise (``rise_lr``), or where the sweep stopped.
+    """
+    edge = result.rise_lr if result.rise_lr is not None else result.diverged_lr
+    if edge is None or lr < edge:
         return []
     past_div = result.diverged_lr is not None and lr >= result.diverged_lr
     where = (
         f"at or past the LR where the sweep diverged ({result.diverged_lr:.3g})"
         if past_div
-        else f"at or past the LR where the sweep's smoothed loss was lowest ({result.lr_at_min:.3g})"
+        else f"at or past the LR where the sweep's smoothed loss rose clearly above its minimum ({edge:.3g})"
     )
     return [
         Finding(
@@ -861,6 +950,7 @@ def range_test_findings(result: LRRangeResult, lr: float) -> list[Finding]:
             evidence={
                 "lr": lr,
                 "lr_at_min": result.lr_at_min,
+                "rise_lr": result.rise_lr,
                 "diverged_lr": result.diverged_lr,
                 "suggestion": result.suggestion,
                 "sweep_steps": len(result.lrs),
@@ -878,7 +968,8 @@ def range_test_findings(result: LRRangeResult, lr: float) -> list[Finding]:
                 "overshoot. Training at or beyond that turning point makes each step undo part of the last."
             ),
             suggestion=f"Lower the learning rate to about {result.suggestion:.2g} (the sweep's suggestion).",
-            rationale="The suggestion sits where the loss fell fastest in the sweep, well below the turning point.",
+            rationale="Below the turning point a step shrinks the loss instead of overshooting; the suggestion keeps "
+            "a factor of ten of headroom.",
             monitor="Training loss falling steadily from the first epoch; pre-clip gradient norms not rising.",
         )
     ]
@@ -936,10 +1027,12 @@ def noise_scale_findings(result: NoiseScaleResult, batch_size: int) -> list[Find
     rec = max(result.recommended_batch_size, batch_size * 2)
     value = "larger than could be measured" if not math.isfinite(result.b_simple) else f"about {result.b_simple:.3g}"
     note = "" if result.reliable else " (a rough estimate: |G|^2 is within two standard errors of zero)"
+    if result.b_simple_low > batch_size and not result.reliable:
+        note += f"; even its lower bound, {result.b_simple_low:.3g}, is above the batch size"
     return [
         Finding(
             code=BATCH_BELOW_NOISE_SCALE,
-            severity="warning" if result.reliable else "info",
+            severity="warning" if batch_size < result.b_simple_low else "info",
             title="Batch size below the gradient noise scale",
             problem=f"The batch size {batch_size} is below the gradient noise scale B_simple, {value}{note}.",
             evidence={
@@ -948,6 +1041,7 @@ def noise_scale_findings(result: NoiseScaleResult, batch_size: int) -> list[Find
                 "grad_sq": result.grad_sq,
                 "trace": result.trace,
                 "grad_sq_stderr": result.grad_sq_stderr,
+                "b_simple_low": result.b_simple_low,
                 "small_batch": result.small_batch,
                 "big_batch": result.big_batch,
                 "n_pairs": result.n_pairs,
