@@ -20,8 +20,8 @@ def _check_positive_int(name: str, value: object) -> None:
 class ReferenceModel(nn.Module):
     """MLP ``in_features -> hidden x depth (GELU) -> out_features`` for the reference task.
 
-    With the defaults (48 -> 566 -> 566 -> 566 -> 3) it has 671,279 trainable parameters,
-    within 0.05% of the 671K of the model in the training log that nbtrain reproduces.
+    With the defaults (48 -> 403 x 5 -> 3) it has 672,207 trainable parameters, within
+    0.2% of the 671K of the model in the training log that nbtrain reproduces.
 
     Why this architecture:
 
@@ -32,6 +32,12 @@ class ReferenceModel(nn.Module):
       initialisation (PyTorch's default ``nn.Linear`` init). Nothing in the network damps
       or rescales gradients, so what the gradient norms do is decided by the data and the
       optimiser dynamics alone, which is what the diagnostics are meant to explain.
+    * Depth: five hidden layers rather than three wider ones of the same budget. The
+      gradient of a deep plain network is a product of one factor per layer, so as the
+      weights grow and align while it learns a steep target, the gradient norm grows
+      faster with depth. Measured on the reference task with the round-1 settings: the
+      largest norm of epochs 5-6 was 4.5-8.1x the largest of epoch 0 over seeds 0-4 for
+      this net, against 2.3x (seed 0) for a 48 -> 566 x 3 -> 3 MLP of 671,279 parameters.
     * Shape: the input is a flattened window of past states of a chaotic system
       (16 steps x 3 coordinates = 48 features, see ``nbtrain.data``) and the output is the
       3-coordinate state some steps ahead. GELU keeps the learned map smooth, so its
@@ -39,12 +45,12 @@ class ReferenceModel(nn.Module):
 
     Args:
         in_features: input width (default 48 = 16 past states x 3 coordinates).
-        hidden: width of every hidden layer (default 566).
-        depth: number of hidden layers (default 3).
+        hidden: width of every hidden layer (default 403).
+        depth: number of hidden layers (default 5).
         out_features: output width (default 3: the x, y, z of the future state).
     """
 
-    def __init__(self, in_features: int = 48, hidden: int = 566, depth: int = 3,
+    def __init__(self, in_features: int = 48, hidden: int = 403, depth: int = 5,
                  out_features: int = 3) -> None:
         super().__init__()
         for name, value in (("in_features", in_features), ("hidden", hidden),
