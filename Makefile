@@ -16,7 +16,7 @@ RUNS ?= runs
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,ray,tensorboard]"
 	touch $@
 
 setup: $(VENV)/.installed

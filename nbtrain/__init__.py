@@ -22,6 +22,9 @@ from .probes import (
     sharpness,
     stability_threshold,
 )
+from .sweep import load_sweep, sweep
+from .sweep_plots import sweep_curves, sweep_heatmap
+from .tensorboard import TensorBoardCallback
 from .trainer import Run, Trainer, load_checkpoint, train
 
 __version__ = "0.1.0"
@@ -55,6 +58,11 @@ __all__ = [
     "summarize",
     "History",
     "Run",
+    "TensorBoardCallback",
+    "load_sweep",
+    "sweep",
+    "sweep_curves",
+    "sweep_heatmap",
     "StopAfterSteps",
     "TrainConfig",
     "Trainer",

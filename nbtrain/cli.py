@@ -162,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--png", default="comparison.png", help="where to write the comparison plot")
     p.add_argument("--no-png", action="store_true")
     p.set_defaults(func=cmd_compare)
+
+    from .sweep import add_sweep_parser
+
+    add_sweep_parser(sub)
     return parser
 
 

@@ -31,7 +31,7 @@ class TrainConfig:
     grad_accum_steps: int = 1  # micro-batches per optimizer step
     epochs: int = 7  # epochs to train (0-based in the history)
     seed: int = 0  # model init, shuffling and dropout
-    data_seed: int | None = None  # reference data; None uses `seed`
+    data_seed: int | None = 0  # reference data set (one fixed set, like real data); None: use `seed`
     normalize: bool = True  # reference data: z-score inputs and targets (train-split statistics)
     weight_decay: float = 0.0  # Adam's L2 penalty
     compile: bool = False  # torch.compile the forward pass and the optimizer step

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import math
 import os
 import sys
 import time
@@ -229,6 +228,8 @@ def run_trial(trial: Trial, model_fn: ModelFn | None = None, data_fn: DataFn | N
 
     from .trainer import CHECKPOINT_FILE, load_checkpoint, train
 
+    if (model_fn is None) != (data_fn is None):
+        raise ValueError("give both model_fn and data_fn, or neither (the reference experiment)")
     if single_thread:
         torch.set_num_threads(1)
     run_dir = Path(trial.run_dir)
@@ -250,8 +251,6 @@ def run_trial(trial: Trial, model_fn: ModelFn | None = None, data_fn: DataFn | N
             if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
                 raise TypeError(f"data_fn must return (train_data, val_data), got {type(pair).__name__}")
             train_data, val_data = pair
-        if data_fn is not None and model is None:
-            raise TypeError("data_fn was given without model_fn: pass model_fn too")
         resume = None
         ckpt = run_dir / CHECKPOINT_FILE
         if ckpt.is_file():
@@ -267,8 +266,8 @@ def run_trial(trial: Trial, model_fn: ModelFn | None = None, data_fn: DataFn | N
         _write_done(run_dir, cfg_dict, fns, row)
         return row
     except Exception as exc:  # anything else: report, but let a re-run try again
-        last = traceback.format_exc(limit=-1).strip().splitlines()[-1]
-        row["error"] = f"{type(exc).__name__}: {exc} ({last})"
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        row["error"] = f"{type(exc).__name__}: {exc} (at {Path(where.filename).name}:{where.lineno})"
         row["train_time_s"] = time.perf_counter() - t0
         return row
     row = _summary_row(trial, run.history, config)
@@ -300,6 +299,9 @@ def _decode_row(row: dict) -> dict:
 def _failed_row(trial: Trial, exc: BaseException) -> dict:
     row = _empty_row(trial)
     row["error"] = f"worker failed: {type(exc).__name__}: {exc}"
+    if type(exc).__name__ == "BrokenProcessPool":
+        row["error"] += (" (a worker process died or could not start: out of memory? In a script, call "
+                         "sweep() under `if __name__ == '__main__':`, which spawned workers need)")
     return row
 
 
@@ -308,20 +310,22 @@ def _run_local(trials: list[Trial], model_fn, data_fn, workers: int, on_done: Ca
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    finished = False
+    try:
         futures = {pool.submit(run_trial, t, model_fn, data_fn, True): i for i, t in enumerate(trials)}
-        try:
-            for fut in as_completed(futures):
-                i = futures[fut]
-                try:
-                    row = fut.result()
-                except Exception as exc:  # the worker process died (killed, out of memory, ...)
-                    row = _failed_row(trials[i], exc)
-                on_done(i, row)
-        except BaseException:
-            for fut in futures:
-                fut.cancel()
-            raise
+        for fut in as_completed(futures):
+            i = futures[fut]
+            try:
+                row = fut.result()
+            except Exception as exc:  # the worker process died (killed, out of memory, ...)
+                row = _failed_row(trials[i], exc)
+            on_done(i, row)
+        finished = True
+    finally:
+        # On an interrupt, queued trials are cancelled and this returns at once; the trials
+        # already running finish in the background and write their done.json as usual.
+        pool.shutdown(wait=finished, cancel_futures=True)
 
 
 def _import_ray():
@@ -406,14 +410,17 @@ def sweep(
     [2.0, 3.0], "scheduler_patience": [3, 5]}``. An unknown field raises ``ValueError``; a
     value the config rejects (``lr=-1``) becomes a trial with status ``"failed"`` and the
     ValueError's text in ``error``, and the other trials run.
-    ``seeds``: each trial's ``TrainConfig.seed`` (also the reference data's seed, unless the
-    base config sets ``data_seed``).
+    ``seeds``: each trial's ``TrainConfig.seed`` (model initialisation and shuffling; the
+    reference data set is ``data_seed``'s, the same for every seed unless that is None).
     ``backend``: ``"local"`` (processes on this machine, ``max_workers`` or
     ``os.cpu_count()`` of them) or ``"ray"`` (Ray tasks of one CPU each; if Ray is not
     initialized yet, ``ray.init()`` is called with its defaults, which connects to the
     cluster named by ``RAY_ADDRESS`` or started with ``ray start`` on this machine, and
     otherwise starts a local one, left running afterwards. Call ``ray.init(...)`` first to
-    choose. ``max_workers`` then caps the tasks in flight).
+    choose. ``max_workers`` then caps the tasks in flight. The trials write their run
+    folders on the machine that runs them: on a cluster of several machines, put ``out``
+    on a shared filesystem, or re-runs cannot find finished trials; the table itself
+    always comes back).
     ``out``: the sweep's folder, one run folder per trial (see the module docstring).
     Calling again with the same arguments reuses finished trials.
     ``model_fn(seed) -> nn.Module`` and ``data_fn(seed) -> (train_data, val_data)``: to
@@ -440,16 +447,19 @@ def sweep(
         raise TypeError(f"out must be a folder path, got {type(out).__name__}: {out!r}")
     _check_callable("model_fn", model_fn, backend)
     _check_callable("data_fn", data_fn, backend)
-    if data_fn is not None and model_fn is None:
-        raise ValueError("data_fn was given without model_fn: a sweep on your own data needs your model too")
+    if (model_fn is None) != (data_fn is None):
+        given, missing = ("model_fn", "data_fn") if data_fn is None else ("data_fn", "model_fn")
+        raise ValueError(f"{given} was given without {missing}: give both (your own model and data) "
+                         "or neither (the reference experiment)")
     if backend == "ray":
         _import_ray()
+    grid = _check_grid(grid)
+    seeds = _check_seeds(seeds)
     trials = plan(base_config, grid, seeds, out)
-    grid_keys = list(_check_grid(grid))
     out = Path(out)
     say = sink if sink is not None else (lambda _msg: None)
     fns = {"model_fn": _callable_name(model_fn), "data_fn": _callable_name(data_fn)}
-    _write_spec(out, base_config, _check_grid(grid), list(seeds), fns)
+    _write_spec(out, base_config, grid, list(seeds), fns)
 
     rows: list[dict | None] = [None] * len(trials)
     todo: list[int] = []
@@ -464,11 +474,13 @@ def sweep(
         else:
             todo.append(i)
     workers = max_workers or os.cpu_count() or 1
-    n_points = len(trials) // len(seeds)
-    where = f"{backend} backend, {min(workers, len(todo)) if backend == 'local' else 'ray'} workers"
-    if backend == "ray" and max_workers is None:
-        where = "ray backend"
-    say(f"sweep: {len(trials)} trials ({n_points} grid points x {len(seeds)} seeds) in {out}; "
+    if not todo:
+        where = "nothing to train"
+    elif backend == "local":
+        where = f"local backend, {min(workers, len(todo))} worker process{'es' if min(workers, len(todo)) > 1 else ''}"
+    else:
+        where = "ray backend" + (f", at most {max_workers} tasks at a time" if max_workers else "")
+    say(f"sweep: {len(trials)} trials ({len(trials) // len(seeds)} grid points x {len(seeds)} seeds) in {out}; "
         f"{len(trials) - len(todo)} already done, {len(todo)} to run ({where})")
 
     bar = None
@@ -494,7 +506,7 @@ def sweep(
         if bar is not None:
             bar.close()
 
-    table = _table(rows, grid_keys)
+    table = _table(rows, list(grid))
     atomic_write_text(out / RESULTS_FILE, table.to_csv(index=False))
     counts = table["status"].value_counts()
     say("sweep done: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES) + f"; table in {out / RESULTS_FILE}")

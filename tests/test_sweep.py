@@ -16,7 +16,6 @@ from nbtrain import TrainConfig
 from nbtrain.sweep import (
     DONE_FILE,
     RESULTS_FILE,
-    TIMING_COLUMNS,
     add_sweep_parser,
     config_label,
     load_sweep,
@@ -226,12 +225,15 @@ def test_a_changed_base_config_is_not_reused(local_sweep, tmp_path):
                   data_fn=tiny_data, progress=False, sink=None)
     assert log.read_text().split() == ["0"]
     assert table["epochs_done"].tolist() == [2]
-    # and another model_fn is not either
-    table = sweep(BASE.replace(epochs=2), grid, [0], out=out, max_workers=1, model_fn=tiny_model,
-                  data_fn=tiny_data, progress=False, sink=None)
-    assert table["status"].tolist() == ["completed"]
-    done = json.loads((Path(table["run_dir"][0]) / DONE_FILE).read_text())
-    assert done["callables"]["model_fn"] == "test_sweep.tiny_model"
+    # nor a trial that another model_fn trained (the functions' qualified names are recorded)
+    from nbtrain.sweep import _callable_name, _read_done
+
+    trial = plan(BASE.replace(epochs=2), grid, [0], out)[0]
+    config = BASE.replace(epochs=2, lr=1e-2, grad_clip=0.5, seed=0, name=f"tiny lr=0.01_clip=0.5 seed=0").to_dict()
+    fns = {"model_fn": _callable_name(CountingModel(log)), "data_fn": _callable_name(tiny_data)}
+    assert fns == {"model_fn": "test_sweep.CountingModel", "data_fn": "test_sweep.tiny_data"}
+    assert _read_done(Path(trial.run_dir), config, fns)["epochs_done"] == 2
+    assert _read_done(Path(trial.run_dir), config, {**fns, "model_fn": "test_sweep.tiny_model"}) is None
 
 
 # -- the Ray backend -------------------------------------------------------------------------
@@ -302,6 +304,8 @@ def test_heatmap_annotates_mean_and_spread():
     assert ax2 is given
     assert "[0.9, 0.9]\nn=3" in "".join(t.get_text() for t in ax2.texts)
     assert "scheduler_patience=3" in ax2.get_title()
+    ax3 = sweep_heatmap(table, x="grad_clip", y="lr", where={"scheduler_patience": 3, "seed": 1})
+    assert all(t.get_text().endswith("\nn=1") for t in ax3.texts)  # one run per cell: no spread
     plt.close("all")
 
 
@@ -324,7 +328,7 @@ def test_small_multiples_from_the_run_folders(local_sweep):
     fig = sweep_curves(table)
     assert isinstance(fig, matplotlib.figure.Figure)
     axes = np.array(fig.axes).reshape(2, 4)
-    assert axes[0][0].get_title() == "lr=0.01\ngrad_clip=0.5"
+    assert axes[0][0].get_title() == "lr=0.01\nclip=0.5"
     assert len(axes[0][0].lines) == 2  # one line per seed
     first = Path(table["run_dir"][0]) / "history.json"
     from nbtrain import History
