@@ -279,17 +279,40 @@ class Trainer:
         return self.loss_fn(self.model(x), y)
 
     def _setup_compile(self) -> None:
-        try:
-            import torch._dynamo  # noqa: F401
+        """Compile the forward+loss and the optimizer step; fall back to eager if that fails.
 
-            self._forward_loss = torch.compile(self._eager_forward_loss, dynamic=False)
-            self._optimizer_step = torch.compile(self.optimizer.step, dynamic=False)
-            self.compile_info = "compiled: forward+loss and optimizer step (torch.compile)"
-        except Exception as exc:  # pragma: no cover - depends on the platform
-            self._forward_loss = self._eager_forward_loss
-            self._optimizer_step = self.optimizer.step
-            self.compile_info = f"torch.compile unavailable ({exc}); running eager"
-            self.sink(f"note: {self.compile_info}")
+        Compilation happens on the first call, so each compiled function is guarded there:
+        a failure (no C++ compiler, an unsupported platform) switches that function back
+        to eager with one message through the sink, before any state has changed.
+        """
+        try:
+            fwd = torch.compile(self._eager_forward_loss, dynamic=False)
+            step = torch.compile(self.optimizer.step, dynamic=False)
+        except Exception as exc:  # torch.compile itself unavailable
+            self._compile_failed(exc)
+            return
+        self._forward_loss = self._first_call_guard("_forward_loss", fwd, self._eager_forward_loss)
+        self._optimizer_step = self._first_call_guard("_optimizer_step", step, self.optimizer.step)
+        self.compile_info = "compiled: forward+loss and optimizer step (torch.compile)"
+
+    def _first_call_guard(self, attr: str, compiled: Callable, eager: Callable) -> Callable:
+        def first_call(*args):
+            try:
+                out = compiled(*args)
+            except Exception as exc:
+                self._compile_failed(exc)
+                return eager(*args)
+            setattr(self, attr, compiled)  # later calls go straight to the compiled function
+            return out
+
+        return first_call
+
+    def _compile_failed(self, exc: Exception) -> None:
+        self._forward_loss = self._eager_forward_loss
+        self._optimizer_step = self.optimizer.step
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        self.compile_info = f"torch.compile failed ({first_line}); running eager"
+        self.sink(f"note: {self.compile_info}")
 
     # -- control ---------------------------------------------------------------------
     def stop(self) -> None:

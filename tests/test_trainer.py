@@ -343,3 +343,33 @@ def test_fit_can_continue_the_same_trainer(tiny_task, quiet):
     assert run.history.steps == whole.history.steps
     with pytest.raises(ValueError, match="epochs must be a positive int, got 0"):
         trainer.fit(epochs=0)
+
+
+def test_compiled_path_records_the_same_run_within_float_tolerance(quiet):
+    x, y = make_regression(64)
+    data = (TensorDataset(x, y), TensorDataset(x, y))
+    eager = train(CFG.replace(epochs=2), make_mlp(), *data, sink=quiet.append)
+    compiled = train(CFG.replace(epochs=2, compile=True), make_mlp(), *data, sink=quiet.append)
+    assert not any("running eager" in line for line in quiet), quiet
+    assert len(compiled.history.steps) == len(eager.history.steps)
+    for a, b in zip(compiled.history.steps, eager.history.steps):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-6)
+        assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4, abs=1e-6)
+        assert a["clipped"] == b["clipped"] and a["lr"] == b["lr"]
+    assert compiled.compile_info.startswith("compiled")
+
+
+def test_compile_failure_falls_back_to_eager_with_a_message(monkeypatch, tiny_task, quiet):
+    def broken_compile(fn, **kwargs):
+        def run(*args):
+            raise RuntimeError("no working C++ compiler (simulated)")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    model, tr, va = tiny_task
+    run = train(CFG.replace(compile=True), model, tr, va, sink=quiet.append)
+    eager = train(CFG, make_mlp(), tr, va, sink=quiet.append)
+    assert run.status == "completed"
+    assert "torch.compile failed (no working C++ compiler (simulated)); running eager" in run.compile_info
+    assert sum("running eager" in line for line in quiet) == 1
+    assert run.history.steps == eager.history.steps
