@@ -11,10 +11,11 @@ epoch) go to a log box.
 Threads: the training thread only appends rows to a list under a lock (the ``_Recorder``
 callback) and wakes the refresher. A second thread, the refresher, renders the plots
 with matplotlib's Agg canvas (no pyplot, so no figure is left open) into a PNG shown by
-an ``ipywidgets.Image``, at most every ``refresh_interval`` seconds and never using more
-than about a tenth of the wall time for drawing. Widget values are only assigned, never
-read, from these threads. Stopping is ``Trainer.stop()``: the run ends after the current
-optimizer step and keeps its partial history.
+an ``ipywidgets.Image``: at most every ``refresh_interval`` seconds, at the end of every
+epoch, and otherwise only as often as keeps drawing under ``DRAW_SHARE`` (5%) of the
+time. Widget values are only assigned, never read, from these threads. Stopping is
+``Trainer.stop()``: the run ends after the current optimizer step and keeps its partial
+history.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ CONTROLLED_FIELDS = (
     "seed",
 )
 LR_RANGE = (1e-6, 1e-3)  # the LR slider's ends
-DRAW_SHARE = 0.1  # the refresher keeps drawing below about this share of the wall time
+DRAW_SHARE = 0.05  # between epoch ends, drawing stays below about this share of the wall time
 _MAX_POINTS = 600  # step curves are thinned to about this many points per run and panel
 _SCHEDULER_CHOICES = (
     ("ReduceLROnPlateau", "plateau"),
@@ -67,7 +68,11 @@ class _RunRecord:
     steps: list = field(default_factory=list)
     epochs: list = field(default_factory=list)
     steps_per_epoch: int = 0
-    started: float = 0.0
+    started: float = 0.0  # perf_counter() when Train was pressed
+    fit_started: float = 0.0  # perf_counter() when the first epoch began (data and model ready)
+    first_drawn: float | None = None  # perf_counter() of the first plot showing one of its steps
+    ended: float = 0.0  # perf_counter() when the run ended (before the diagnosis)
+    redraws: int = 0  # redraws while it was the current run
     run: Run | None = None
     error: str = ""
 
@@ -89,7 +94,7 @@ class _Recorder(Callback):
     def on_train_begin(self, trainer: Trainer) -> None:
         with self.dashboard._lock:
             self.record.steps_per_epoch = trainer.steps_per_epoch
-            self.record.started = time.perf_counter()
+            self.record.fit_started = time.perf_counter()
         if self.dashboard._stop_event.is_set():
             trainer.stop()
 
@@ -115,6 +120,14 @@ class Dashboard:
     seed control also sets the initialisation) with ``train_data`` and ``val_data``
     (anything ``nbtrain.train`` accepts) to tune your own model. ``callbacks`` are
     passed to every run. ``config`` is the starting point (default: ``presets.ROUND1``).
+
+    Show it with ``display(board)`` (or as a cell's last value). The same actions are
+    methods, for scripts and tests: ``train()`` (Train), ``stop()`` (Stop), ``wait(timeout)``,
+    ``load(config)`` (the preset buttons), ``clear_history()``, and ``config()`` (the
+    TrainConfig the controls describe). ``controls`` maps field names to their widgets;
+    ``runs`` holds the finished ``nbtrain.Run`` objects; ``status``, ``error``, ``log`` and
+    ``diagnosis_html`` are what the panels show; ``redraw_count`` and ``timings`` say how
+    often and how quickly the plots were updated.
     """
 
     def __init__(
@@ -193,7 +206,9 @@ class Dashboard:
             continuous_update=False,
             layout=W.Layout(width="380px"),
         )
-        self.clip_on = W.Checkbox(value=True, description="clip gradients at", indent=False, layout=W.Layout(width="130px"))
+        self.clip_on = W.Checkbox(
+            value=True, description="clip gradients at", indent=False, layout=W.Layout(width="130px")
+        )
         self.clip = W.FloatText(value=2.0, step=0.5, layout=W.Layout(width="80px"))
         self.patience = W.IntSlider(
             value=5, min=0, max=10, description="plateau patience", style=style, continuous_update=False
@@ -288,6 +303,22 @@ class Dashboard:
             return [r.run for r in self._records if r.run is not None]
 
     @property
+    def timings(self) -> list[dict]:
+        """Per finished run: seconds from Train to the first plot showing one of its steps
+        (``first_plot_s``), to the end of the run (``wall_s``), and redraws during it."""
+        with self._lock:
+            records = [r for r in self._records if r.run is not None]
+        return [
+            {
+                "run": r.index,
+                "first_plot_s": None if r.first_drawn is None else r.first_drawn - r.started,
+                "wall_s": r.ended - r.started,
+                "redraws": r.redraws,
+            }
+            for r in records
+        ]
+
+    @property
     def running(self) -> bool:
         """True while a run, or the final redraw after it, is still going."""
         return any(t is not None and t.is_alive() for t in (self._thread, self._refresher))
@@ -369,10 +400,10 @@ class Dashboard:
         with self._lock:
             self._run_counter += 1
             record = _RunRecord(index=self._run_counter, config=config)
+            previous = self._current
             record.started = time.perf_counter()
             self._records.append(record)
-            self._current = record
-            self._dirty = True
+            self._current = record  # the first redraw comes with the run's first step
             self._log_lines.append(f"--- run {record.label} ---")
         self.log_widget.value = "\n".join(self._log_lines[-500:])
         self._diagnosis_html = ""
@@ -380,8 +411,12 @@ class Dashboard:
         self._set_status(f"Run #{record.index}: preparing data and model...")
         self.train_button.disabled = True
         self.stop_button.disabled = False
-        self._thread = threading.Thread(target=self._work, args=(record,), name=f"nbtrain-run-{record.index}", daemon=True)
-        self._refresher = threading.Thread(target=self._refresh_loop, args=(self._thread,), name="nbtrain-refresh", daemon=True)
+        self._thread = threading.Thread(
+            target=self._work, args=(record, previous), name=f"nbtrain-run-{record.index}", daemon=True
+        )
+        self._refresher = threading.Thread(
+            target=self._refresh_loop, args=(self._thread,), name="nbtrain-refresh", daemon=True
+        )
         self._thread.start()
         self._refresher.start()
         return True
@@ -427,7 +462,7 @@ class Dashboard:
             raise TypeError(f"the model function must return a torch.nn.Module, got {type(model).__name__}")
         return model
 
-    def _work(self, record: _RunRecord) -> None:
+    def _work(self, record: _RunRecord, previous: _RunRecord | None) -> None:
         run = None
         try:
             trainer = Trainer(
@@ -446,13 +481,16 @@ class Dashboard:
         finally:
             self._trainer = None
         with self._lock:
+            record.ended = time.perf_counter()
             record.run = run
-            if run is None and record in self._records:
-                self._records.remove(record)
+            if run is None:  # drop the failed run; the plots go back to what they showed
+                if record in self._records:
+                    self._records.remove(record)
+                self._current = previous if previous in self._records else None
         if run is None:
             self._set_error(f"Run #{record.index} failed: {record.error}")
-            self._diagnosis_html = ""
-            self.diagnosis_widget.value = f"<p>Run #{record.index} failed: {html.escape(record.error)}</p>"
+            self._diagnosis_html = f"<p>Run #{record.index} failed: {html.escape(record.error)}</p>"
+            self.diagnosis_widget.value = self._diagnosis_html
             self._set_status(f"Run #{record.index} failed; earlier runs are kept.")
         else:
             self._set_status(_end_status(record))
@@ -509,7 +547,7 @@ class Dashboard:
             n_steps, n_epochs, spe = len(record.steps), len(record.epochs), record.steps_per_epoch
         if not n_steps:
             return
-        elapsed = time.perf_counter() - record.started
+        elapsed = time.perf_counter() - (record.fit_started or record.started)
         epoch = min(n_steps // max(spe, 1), record.config.epochs - 1)
         self._set_status(
             f"Run #{record.index}: epoch {epoch + 1}/{record.config.epochs}, step {n_steps:,}, "
@@ -524,6 +562,8 @@ class Dashboard:
                     (r.index, r.label, r.config, list(r.steps), list(r.epochs), r.steps_per_epoch, r is self._current)
                     for r in self._records
                 ]
+                current = self._current if self._current in self._records else None
+                shows_current = current is not None and bool(current.steps)
             cpu0 = time.thread_time()
             png = render_png(snapshot, figsize=self.figsize)
             self.plot.value = png
@@ -531,6 +571,10 @@ class Dashboard:
             self.render_seconds.append(time.thread_time() - cpu0)
             self.redraw_times.append(t1)
             self.redraw_count += 1
+            if current is not None:
+                current.redraws += 1
+                if shows_current and current.first_drawn is None:
+                    current.first_drawn = t1
 
     def _show_diagnosis(self, record: _RunRecord) -> None:
         run = record.run
@@ -569,7 +613,7 @@ def _describe(c: TrainConfig) -> str:
 def _end_status(record: _RunRecord) -> str:
     run = record.run
     h = run.history
-    took = time.perf_counter() - record.started
+    took = record.ended - record.started
     text = f"Run #{record.index} {run.status}: {len(h.epochs)} epoch(s), {len(h.steps):,} steps in {took:.1f} s"
     if h.epochs:
         text += f"; last val loss {h.epochs[-1]['val_loss']:.4f}"
@@ -723,8 +767,9 @@ def render_png(snapshot: list[tuple], figsize: tuple[float, float] = (12.0, 3.4)
         for ax in (ax_grad, ax_lr):
             ax.set_yscale("log")
             ax.yaxis.set_minor_locator(NullLocator())
-        ax_loss.legend(fontsize=6, loc="upper right")
-        ax_grad.legend(fontsize=6, loc="upper left")
+        for ax, loc in ((ax_loss, "upper right"), (ax_grad, "upper left")):
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=6, loc=loc)
         if current_clip is None:
             ax_grad.text(0.99, 0.02, "clipping off", transform=ax_grad.transAxes, ha="right", fontsize=8)
     else:

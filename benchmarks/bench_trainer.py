@@ -1,0 +1,212 @@
+"""Steps per second: a bare PyTorch loop vs nbtrain (instrumented, eager and compiled) vs Lightning.
+
+    python benchmarks/bench_trainer.py [--reps 5] [--train-windows 2000] [--batch-sizes 8 32]
+
+Every contender does the same math on the reference model and data: forward, MSE, backward,
+clip_grad_norm_, Adam step, validation and a ReduceLROnPlateau step each epoch. Each is built
+once and warmed up (compilation happens there and is reported separately); then the
+contenders run one epoch each, in alternating order, `--reps` times, and the median steps/s
+is reported with its ratio to the bare loop. The table is written to benchmarks/RESULTS.md.
+Wall time on a shared machine is noisy: read ratios, not absolute numbers, and only within
+one run of this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import TensorDataset
+
+import nbtrain
+from nbtrain.data import make_reference_data
+from nbtrain.models import ReferenceModel
+
+HERE = Path(__file__).resolve().parent
+
+
+class Bare:
+    """The loop a person would write by hand, with nothing recorded."""
+
+    name = "bare loop"
+
+    def __init__(self, config, train, val):
+        torch.manual_seed(config.seed)
+        self.model = ReferenceModel()
+        self.x, self.y = train.tensors
+        self.xv, self.yv = val.tensors
+        self.b, self.clip, self.seed = config.batch_size, config.grad_clip, config.seed
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, patience=config.scheduler_patience)
+        self.loss_fn = torch.nn.MSELoss()
+        self.epoch = 0
+
+    def run_epoch(self) -> int:
+        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        perm = torch.randperm(len(self.x), generator=g)
+        x, y = self.x[perm], self.y[perm]
+        self.model.train()
+        steps = 0
+        for i in range(0, len(x), self.b):
+            self.opt.zero_grad(set_to_none=True)
+            loss = self.loss_fn(self.model(x[i : i + self.b]), y[i : i + self.b])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip, foreach=True)
+            self.opt.step()
+            steps += 1
+        self.model.eval()
+        with torch.no_grad():
+            val = float(self.loss_fn(self.model(self.xv), self.yv))
+        self.sched.step(val)
+        self.epoch += 1
+        return steps
+
+
+class NbTrain:
+    def __init__(self, config, train, val, compile_: bool):
+        self.name = "nbtrain compiled" if compile_ else "nbtrain (full instrumentation)"
+        torch.manual_seed(config.seed)
+        model = ReferenceModel()
+        self.trainer = nbtrain.Trainer(config.replace(compile=compile_), model, train, val, sink=None)
+        self.epochs = 0
+
+    def run_epoch(self) -> int:
+        before = len(self.trainer.history.steps)
+        self.epochs += 1
+        self.trainer.fit(epochs=self.epochs)
+        return len(self.trainer.history.steps) - before
+
+
+class Lightning:
+    name = "Lightning"
+
+    def __init__(self, config, train, val):
+        import lightning as L
+
+        class Module(L.LightningModule):
+            def __init__(self):
+                super().__init__()
+                torch.manual_seed(config.seed)
+                self.model = ReferenceModel()
+                self.loss_fn = torch.nn.MSELoss()
+
+            def training_step(self, batch, _):
+                x, y = batch
+                return self.loss_fn(self.model(x), y)
+
+            def validation_step(self, batch, _):
+                x, y = batch
+                self.log("val_loss", self.loss_fn(self.model(x), y))
+
+            def configure_optimizers(self):
+                opt = torch.optim.Adam(self.parameters(), lr=config.lr)
+                sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=config.scheduler_patience)
+                return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss"}}
+
+        self.L = L
+        self.module = Module()
+        self.train_loader = torch.utils.data.DataLoader(train, batch_size=config.batch_size, shuffle=True)
+        self.val_loader = torch.utils.data.DataLoader(val, batch_size=len(val))
+        self.clip = config.grad_clip
+        self.epochs = 0
+
+    def run_epoch(self) -> int:
+        self.epochs += 1
+        trainer = self.L.Trainer(
+            max_epochs=1, gradient_clip_val=self.clip, gradient_clip_algorithm="norm", accelerator="cpu",
+            logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+            num_sanity_val_steps=0,
+        )
+        trainer.fit(self.module, self.train_loader, self.val_loader)
+        return len(self.train_loader)
+
+
+def bench(batch_size: int, reps: int, n_train: int, with_compile: bool) -> list[dict]:
+    data = make_reference_data(0)
+    x, y = data.train.tensors
+    train = TensorDataset(x[:n_train], y[:n_train])
+    config = nbtrain.presets.ROUND1.replace(batch_size=batch_size)
+    makers = [
+        lambda: Bare(config, train, data.val),
+        lambda: NbTrain(config, train, data.val, compile_=False),
+    ]
+    if with_compile:
+        makers.append(lambda: NbTrain(config, train, data.val, compile_=True))
+    try:
+        import lightning  # noqa: F401
+
+        makers.append(lambda: Lightning(config, train, data.val))
+    except ImportError:
+        print("Lightning is not installed: skipped (pip install lightning to include it)")
+    contenders, warmup = [], {}
+    for make in makers:
+        c = make()
+        t0 = time.perf_counter()
+        c.run_epoch()  # warm-up; compiles for the compiled path
+        warmup[c.name] = time.perf_counter() - t0
+        contenders.append(c)
+    rates: dict[str, list[float]] = {c.name: [] for c in contenders}
+    for rep in range(reps):
+        order = contenders if rep % 2 == 0 else contenders[::-1]
+        for c in order:
+            t0 = time.perf_counter()
+            steps = c.run_epoch()
+            rates[c.name].append(steps / (time.perf_counter() - t0))
+    base = statistics.median(rates["bare loop"])
+    rows = []
+    for c in contenders:
+        med = statistics.median(rates[c.name])
+        rows.append(
+            {
+                "batch": batch_size,
+                "contender": c.name,
+                "steps/s (median)": med,
+                "min-max": f"{min(rates[c.name]):.0f}-{max(rates[c.name]):.0f}",
+                "ratio to bare": med / base,
+                "warm-up s": warmup[c.name],
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--train-windows", type=int, default=2000)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 32])
+    parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
+    parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = []
+    for b in args.batch_sizes:
+        rows += bench(b, args.reps, args.train_windows, not args.no_compile)
+    header = "| batch | contender | steps/s (median) | min-max | ratio to bare | warm-up s |\n|---|---|---|---|---|---|"
+    lines = [
+        f"| {r['batch']} | {r['contender']} | {r['steps/s (median)']:.0f} | {r['min-max']} | "
+        f"{r['ratio to bare']:.3f} | {r['warm-up s']:.1f} |"
+        for r in rows
+    ]
+    table = "\n".join([header, *lines])
+    print(table)
+    command = "python benchmarks/bench_trainer.py " + " ".join(sys.argv[1:])
+    text = (
+        "# Trainer speed\n\n"
+        f"Command: `{command.strip()}`  \n"
+        f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, {platform.processor() or 'cpu'}; "
+        f"Python {platform.python_version()}, torch {torch.__version__}, nbtrain {nbtrain.__version__}  \n"
+        f"Median of {args.reps} alternating repetitions of one epoch ({args.train_windows} training windows) "
+        "after a warm-up epoch; warm-up includes compilation.\n\n" + table + "\n"
+    )
+    Path(args.out).write_text(text)
+    print(f"\nwritten to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""How responsive is the dashboard, and how much does live plotting slow training?
+
+Measures, over alternating repetitions in one process (headless, dashboard, dashboard,
+headless, ...):
+
+* first plot: seconds from pressing Train (calling the button's click handler) to the
+  first plot that shows a step of the new run (target < 1 s);
+* training time: the sum of the trainer's own ``epoch_time_s`` for a headless
+  ``nbtrain.train`` of the same config and for the dashboard's run (target: dashboard at
+  most 10% slower). Both runs include validation; neither includes building the data.
+  The headless run is made in a background thread, like the dashboard's, so the two
+  differ only by the live plots. ``--main-thread`` adds a headless run in the main
+  thread as well: on a 2-core machine crowded by other processes, torch's two intra-op
+  threads in the main thread were seen running 5-10x slower than the same training
+  in a worker thread, which would otherwise be mistaken for a speed-up by the dashboard.
+* CPU: process CPU seconds from the start to the end of training, for both. On a shared
+  machine this is the steadier measure of what live plotting costs.
+
+With ``nbtrain.data.make_reference_data`` available it runs the reference experiment
+(``--epochs`` of ROUND2, default 1). Otherwise it says so and uses a synthetic stand-in of
+the same shape: an MLP 48 -> 560 -> 560 -> 560 -> 3 (about 660K parameters) on 6,000
+random training windows, batch 8 (750 optimizer steps per epoch).
+
+    PYTHONPATH=. python benchmarks/bench_widgets.py --reps 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import statistics
+import threading
+import time
+
+import torch
+from torch import nn
+
+import nbtrain
+from nbtrain import presets
+from nbtrain.callbacks import Callback
+from nbtrain.widgets import Dashboard
+
+
+def _reference_available() -> bool:
+    try:
+        data = importlib.import_module("nbtrain.data")
+        importlib.import_module("nbtrain.models")
+    except ImportError:
+        return False
+    return hasattr(data, "make_reference_data")
+
+
+def _synthetic():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8000, 48, generator=g)
+    w = torch.randn(48, 3, generator=g) / 7
+    y = torch.tanh(x @ w) + 0.3 * torch.randn(8000, 3, generator=g)
+    train, val = (x[:6000], y[:6000]), (x[6000:], y[6000:])
+
+    def model():
+        return nn.Sequential(
+            nn.Linear(48, 560), nn.GELU(), nn.Linear(560, 560), nn.GELU(),
+            nn.Linear(560, 560), nn.GELU(), nn.Linear(560, 3),
+        )
+
+    return model, train, val
+
+
+def _fit_seconds(run) -> float:
+    return sum(r["epoch_time_s"] for r in run.history.epochs)
+
+
+class CpuClock(Callback):
+    """Process CPU seconds from the start to the end of training (all threads: the
+    trainer's, torch's, and the dashboard's refresher). Wall time on a shared machine
+    swings by several times within a minute; CPU time is steadier."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    def on_train_begin(self, trainer) -> None:
+        self._t0 = time.process_time()
+
+    def on_train_end(self, trainer) -> None:
+        self.seconds.append(time.process_time() - self._t0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=3, help="pairs of (headless, dashboard) runs")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--synthetic", action="store_true", help="use the synthetic stand-in even with the reference")
+    parser.add_argument("--main-thread", action="store_true", help="also time a headless run in the main thread")
+    args = parser.parse_args()
+
+    config = presets.ROUND2.replace(epochs=args.epochs)
+    reference = _reference_available() and not args.synthetic
+    if reference:
+        what = f"reference experiment, ROUND2, {args.epochs} epoch(s)"
+        model_fn, train_data, val_data = None, None, None
+    else:
+        why = "requested" if args.synthetic else "nbtrain.data.make_reference_data is not available yet"
+        what = f"SYNTHETIC stand-in ({why}): 48-560-560-560-3 MLP, 6,000 samples, ROUND2, {args.epochs} epoch(s)"
+        model_fn, train_data, val_data = _synthetic()
+
+    def headless_here(clock: CpuClock | None = None) -> float:
+        model = None
+        if model_fn is not None:
+            torch.manual_seed(config.seed)
+            model = model_fn()
+        run = nbtrain.train(config, model, train_data, val_data, sink=None, callbacks=[clock] if clock else [])
+        return _fit_seconds(run)
+
+    def headless() -> float:  # in a worker thread, like the dashboard's run
+        result = []
+        worker = threading.Thread(target=lambda: result.append(headless_here(headless_cpu)))
+        worker.start()
+        worker.join()
+        return result[0]
+
+    headless_cpu, live_cpu = CpuClock(), CpuClock()
+    board = Dashboard(model_fn, train_data, val_data, callbacks=[live_cpu])
+    board.load(config)
+
+    def live() -> tuple[float, float, int]:
+        board.clear_history()
+        board.train_button.click()  # what a click in the browser runs
+        if not board.wait(3600):
+            raise RuntimeError("the dashboard run did not finish")
+        run = board.runs[-1]
+        timing = board.timings[-1]
+        return _fit_seconds(run), timing["first_plot_s"], timing["redraws"]
+
+    print(f"bench_widgets: {what}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; warming up...")
+    headless()  # first-run costs (imports, allocator, data) out of the way
+    live()
+    plain, dash, first, redraws, main_thread = [], [], [], [], []
+    for i in range(args.reps):
+        order = ("headless", "live") if i % 2 == 0 else ("live", "headless")
+        if args.main_thread:
+            order = order + ("main",)
+        for kind in order:
+            if kind == "headless":
+                plain.append(headless())
+            elif kind == "main":
+                main_thread.append(headless_here())
+            else:
+                seconds, first_plot, n = live()
+                dash.append(seconds)
+                first.append(first_plot)
+                redraws.append(n)
+        extra = f", headless in the main thread {main_thread[-1]:.2f} s" if main_thread else ""
+        print(f"  rep {i + 1}: headless {plain[-1]:.2f} s, dashboard {dash[-1]:.2f} s, "
+              f"first plot {first[-1]:.2f} s, {redraws[-1]} redraws{extra}", flush=True)
+
+    slowdown = [d / p - 1 for d, p in zip(dash, plain)]
+    cpu_plain, cpu_dash = headless_cpu.seconds[1:], live_cpu.seconds[1:]  # without the warm-up runs
+    cpu_slowdown = [d / p - 1 for d, p in zip(cpu_dash, cpu_plain)]
+    cpu = statistics.median(board.render_seconds[1:]) if len(board.render_seconds) > 1 else float("nan")
+    rows = [
+        ("first plot after Train (s)", statistics.median(first), min(first), max(first), "< 1 s"),
+        ("training, headless in a thread (s)", statistics.median(plain), min(plain), max(plain), ""),
+        ("training, dashboard (s)", statistics.median(dash), min(dash), max(dash), ""),
+        ("slowdown from live plots (%)", 100 * statistics.median(slowdown), 100 * min(slowdown),
+         100 * max(slowdown), "<= 10 %"),
+        ("CPU, headless (s)", statistics.median(cpu_plain), min(cpu_plain), max(cpu_plain), ""),
+        ("CPU, dashboard (s)", statistics.median(cpu_dash), min(cpu_dash), max(cpu_dash), ""),
+        ("extra CPU from live plots (%)", 100 * statistics.median(cpu_slowdown), 100 * min(cpu_slowdown),
+         100 * max(cpu_slowdown), "<= 10 %"),
+        ("redraws per run", statistics.median(redraws), min(redraws), max(redraws), ""),
+        *(
+            [("training, headless in the main thread (s)", statistics.median(main_thread), min(main_thread),
+              max(main_thread), "")]
+            if main_thread else []
+        ),
+        ("CPU per redraw (s)", cpu, min(board.render_seconds[1:] or [cpu]), max(board.render_seconds[1:] or [cpu]), ""),
+    ]
+    print()
+    when = time.strftime("%Y-%m-%d %H:%M")
+    print(f"| measure | median | min | max | target |  ({args.reps} alternating pairs; {when})")
+    print("|---|---|---|---|---|")
+    for name, med, lo, hi, target in rows:
+        print(f"| {name} | {med:.3g} | {lo:.3g} | {hi:.3g} | {target} |")
+
+
+if __name__ == "__main__":
+    main()
