@@ -26,11 +26,13 @@ from .sweep import load_sweep, sweep
 from .sweep_plots import sweep_curves, sweep_heatmap
 from .tensorboard import TensorBoardCallback
 from .trainer import Run, Trainer, load_checkpoint, train
+from .widgets import Dashboard
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Callback",
+    "Dashboard",
     "Diagnosis",
     "Expectations",
     "Finding",

@@ -35,7 +35,6 @@ from torch import nn
 from . import presets
 from .callbacks import Callback
 from .config import TrainConfig
-from .history import History
 from .trainer import Run, Trainer
 
 # Fields the controls set; everything else comes from the last preset loaded.

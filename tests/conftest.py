@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import matplotlib
 import pytest
+import torch
 from torch.utils.data import TensorDataset
 
 from tasks import make_mlp, make_regression
 
 matplotlib.use("Agg")
+# The models here are small: one thread is as fast as two, and it cannot oversubscribe the
+# cores when JupyterLab, Ray or notebook kernels run beside the tests.
+torch.set_num_threads(1)
 
 
 @pytest.fixture

@@ -362,7 +362,8 @@ def test_sweep_file_and_command(tmp_path, monkeypatch, capsys):
                  "train_time_s": 1.0, "run_dir": "x"} for lr in grid["lr"] for s in seeds]
         return pd.DataFrame(rows)
 
-    monkeypatch.setattr("nbtrain.sweep.sweep", fake_sweep)
+    # `nbtrain.sweep` is the function (exported by the package); patch it in its module
+    monkeypatch.setattr(sys.modules["nbtrain.sweep"], "sweep", fake_sweep)
     assert args.func(args) == 0
     base, grid, seeds, kw = calls[0]
     assert base.epochs == 1 and grid == {"lr": [1e-5, 5e-6]} and seeds == [0, 1]
