@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=sys.stderr.isatty())
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: at batch 8 a second thread buys little and oversubscribes busy cores)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("demo", help="train round 1 and round 2, diagnose both, write a summary")
@@ -150,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="override the presets' 7 epochs")
     p.add_argument("--seed", type=int)
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=sys.stderr.isatty())
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: at batch 8 a second thread buys little and oversubscribes busy cores)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("diagnose", help="print the diagnosis of a run folder")
@@ -172,6 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "threads", None) is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         return args.func(args)
     except (CommandError, ValueError, TypeError, FileNotFoundError) as exc:
