@@ -8,12 +8,14 @@ the scheduler's cuts. Earlier runs of the session stay on the plots, drawn faint
 below the plots, and the trainer's log lines (``Learning rate reduced: ...``, one line per
 epoch) go to a log box.
 
-Threads: the training thread only appends rows to a list under a lock (the ``_Recorder``
-callback) and wakes the refresher. A second thread, the refresher, renders the plots
-with matplotlib's Agg canvas (no pyplot, so no figure is left open) into a PNG shown by
-an ``ipywidgets.Image``: at most every ``refresh_interval`` seconds, at the end of every
-epoch, and otherwise only as often as keeps drawing under ``DRAW_SHARE`` (5%) of the
-time. Widget values are only assigned, never read, from these threads. Stopping is
+Threads and processes: the training thread only appends rows to a list under a lock
+(the ``_Recorder`` callback) and wakes the refresher. A second thread, the refresher,
+sends the new rows to a helper process (``nbtrain.liveplot.PlotProcess``) that draws the
+plots with matplotlib's Agg canvas into a PNG, shown by an ``ipywidgets.Image``: at most
+every ``refresh_interval`` seconds and at the end of every epoch. Drawing in the helper
+keeps matplotlib's Python off the training process's GIL. Where the helper cannot run,
+the refresher draws in-process, and then only as often as keeps drawing under
+``DRAW_SHARE`` (5%) of the time. Widget values are only assigned, never read, from these threads. Stopping is
 ``Trainer.stop()``: the run ends after the current optimizer step and keeps its partial
 history.
 """
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import html
-import io
 import math
 import threading
 import time
@@ -35,6 +36,7 @@ from torch import nn
 from . import presets
 from .callbacks import Callback
 from .config import TrainConfig
+from .liveplot import PlotProcess, PlotProcessError, PlotProcessNotReady, render_png
 from .trainer import Run, Trainer
 
 # Fields the controls set; everything else comes from the last preset loaded.
@@ -50,7 +52,6 @@ CONTROLLED_FIELDS = (
 )
 LR_RANGE = (1e-6, 1e-3)  # the LR slider's ends
 DRAW_SHARE = 0.05  # between epoch ends, drawing stays below about this share of the wall time
-_MAX_POINTS = 600  # step curves are thinned to about this many points per run and panel
 _SCHEDULER_CHOICES = (
     ("ReduceLROnPlateau", "plateau"),
     ("cosine warm restarts", "cosine_warm_restarts"),
@@ -140,6 +141,7 @@ class Dashboard:
         callbacks: Sequence[Callback] = (),
         refresh_interval: float = 0.5,
         figsize: tuple[float, float] = (12.0, 3.4),
+        plot_process: bool = True,
     ) -> None:
         if (train_data is None) != (val_data is None):
             raise ValueError("give both train_data and val_data, or neither (for the reference experiment)")
@@ -182,12 +184,21 @@ class Dashboard:
         self._diagnosis_html = ""
         self.redraw_count = 0
         self.redraw_times: list[float] = []  # perf_counter() of each finished redraw
-        self.render_seconds: list[float] = []  # CPU seconds each redraw took
+        self.render_seconds: list[float] = []  # CPU seconds each redraw took in this process
+        self.plot_note = ""  # why plots are drawn in-process, when they are
+        self._plotter: PlotProcess | None = None
+        if plot_process:
+            try:  # starts now, so it has imported matplotlib by the time Train is pressed
+                self._plotter = PlotProcess()
+            except PlotProcessError as exc:
+                self.plot_note = str(exc)
+        else:
+            self.plot_note = "plot_process=False"
         self._base = config if config is not None else presets.ROUND1
         self._build_widgets()
         self.load(self._base)
         self._set_status("Ready. Set the controls and press Train.")
-        self._redraw()
+        self._redraw(in_process=True)  # the helper may still be starting
 
     # -- widgets ---------------------------------------------------------------------
     def _build_widgets(self) -> None:
@@ -513,7 +524,7 @@ class Dashboard:
                 dirty, epoch_dirty = self._dirty, self._epoch_dirty
             if not dirty:
                 continue
-            cost = self.render_seconds[-1] if self.render_seconds else 0.0
+            cost = self.render_seconds[-1] if self.render_seconds else 0.0  # this process's share
             interval = self.refresh_interval if epoch_dirty else max(self.refresh_interval, cost / DRAW_SHARE)
             wait = last + interval - time.perf_counter()
             if wait > 0:
@@ -554,7 +565,7 @@ class Dashboard:
         )
 
     # -- drawing ---------------------------------------------------------------------
-    def _redraw(self) -> None:
+    def _redraw(self, in_process: bool = False) -> None:
         with self._render_lock:
             with self._lock:
                 snapshot = [
@@ -564,7 +575,18 @@ class Dashboard:
                 current = self._current if self._current in self._records else None
                 shows_current = current is not None and bool(current.steps)
             cpu0 = time.thread_time()
-            png = render_png(snapshot, figsize=self.figsize)
+            png = None
+            if self._plotter is not None and not in_process:
+                try:
+                    png = self._plotter.render(snapshot, figsize=self.figsize)
+                except PlotProcessNotReady:  # still importing matplotlib: draw here this once
+                    pass
+                except PlotProcessError as exc:  # draw here from now on
+                    self.plot_note = str(exc)
+                    self._plotter.close()
+                    self._plotter = None
+            if png is None:
+                png = render_png(snapshot, figsize=self.figsize)
             self.plot.value = png
             t1 = time.perf_counter()
             self.render_seconds.append(time.thread_time() - cpu0)
@@ -574,6 +596,19 @@ class Dashboard:
                 current.redraws += 1
                 if shows_current and current.first_drawn is None:
                     current.first_drawn = t1
+
+    @property
+    def plots_in_helper(self) -> bool:
+        """True while the plots are drawn by the helper process (False: in this process)."""
+        return self._plotter is not None and self._plotter.alive
+
+    def close(self) -> None:
+        """Stop a run in progress, wait for it, and end the plot helper process."""
+        self.stop()
+        self.wait(60)
+        plotter, self._plotter = self._plotter, None
+        if plotter is not None:
+            plotter.close()
 
     def _show_diagnosis(self, record: _RunRecord) -> None:
         run = record.run
@@ -646,139 +681,6 @@ def markdown_to_html(text: str) -> str:
     for level in (3, 2, 1):
         out = out.replace(f"<h{level}>", f"<h{level + 3}>").replace(f"</h{level}>", f"</h{level + 3}>")
     return out
-
-
-def _buckets(n: int, max_points: int) -> int:
-    return max(1, math.ceil(n / max_points))
-
-
-def _thin_mean(xs: list, ys: list, max_points: int = _MAX_POINTS) -> tuple[list, list]:
-    """Average runs of consecutive points so at most ``max_points`` remain (smooths noisy losses)."""
-    k = _buckets(len(xs), max_points)
-    if k == 1:
-        return xs, ys
-    out_x, out_y = [], []
-    for i in range(0, len(xs), k):
-        chunk = ys[i : i + k]
-        out_x.append(xs[min(i + k, len(xs)) - 1])
-        out_y.append(sum(chunk) / len(chunk))
-    return out_x, out_y
-
-
-def _thin_envelope(xs: list, ys: list, max_points: int = _MAX_POINTS) -> tuple[list, list]:
-    """Keep each run's smallest and largest point, so spikes survive the thinning."""
-    k = _buckets(len(xs), max_points // 2)
-    if k == 1:
-        return xs, ys
-    out_x, out_y = [], []
-    for i in range(0, len(xs), k):
-        chunk = ys[i : i + k]
-        lo = min(range(len(chunk)), key=chunk.__getitem__)
-        hi = max(range(len(chunk)), key=chunk.__getitem__)
-        for j in sorted({lo, hi}):
-            out_x.append(xs[i + j])
-            out_y.append(chunk[j])
-    return out_x, out_y
-
-
-def _thin_last(xs: list, ys: list, max_points: int = _MAX_POINTS) -> tuple[list, list]:
-    """Keep every k-th point and the points where the value changes (for step-like LR curves)."""
-    k = _buckets(len(xs), max_points)
-    if k == 1:
-        return xs, ys
-    keep = [i for i in range(len(xs)) if i % k == 0 or i == len(xs) - 1 or ys[i] != ys[i - 1]]
-    return [xs[i] for i in keep], [ys[i] for i in keep]
-
-
-def render_png(snapshot: list[tuple], figsize: tuple[float, float] = (12.0, 3.4), dpi: int = 72) -> bytes:
-    """Draw losses, pre-clip gradient norms and LR of the runs in ``snapshot`` as PNG bytes.
-
-    Each snapshot item is ``(index, label, config, steps, epochs, steps_per_epoch, is_current)``
-    with ``steps`` and ``epochs`` rows as in ``nbtrain.history``. The current run is drawn
-    in full colour; the others faintly. The x axis is epochs (a step at position k of
-    epoch e sits at ``e + (k + 1) / steps_per_epoch``), so runs with different batch
-    sizes line up. Step curves are thinned to a few hundred points (a panel is about
-    300 pixels wide): losses are averaged, gradient norms keep each bucket's extremes.
-    Drawing is kept cheap on purpose (fixed layout and legend places, no minor tick
-    labels), because it runs while training shares the CPU.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import NullLocator
-    from PIL import Image
-
-    fig = Figure(figsize=figsize, dpi=dpi)
-    canvas = FigureCanvasAgg(fig)
-    ax_loss, ax_grad, ax_lr = fig.subplots(1, 3)
-    fig.subplots_adjust(left=0.045, right=0.99, bottom=0.14, top=0.9, wspace=0.22)
-    ax_loss.set_title("loss (train per step, epoch means; val)", fontsize=9)
-    ax_grad.set_title("pre-clip gradient norm per step", fontsize=9)
-    ax_lr.set_title("learning rate (dotted: scheduler cut)", fontsize=9)
-    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
-    current_clip = None
-    has_data = False
-    for index, label, config, steps, epochs, spe, is_current in snapshot:
-        if not steps and not epochs:
-            continue
-        has_data = True
-        spe = spe or (epochs[0]["n_steps"] if epochs else 1) or 1
-        xs = [(r["step"] + 1) / spe for r in steps]
-        faint = not is_current
-        color = palette[(index - 1) % len(palette)]
-        alpha = 0.35 if faint else 1.0
-        # losses: per-step training loss (thin, averaged), epoch train and validation loss
-        if steps and not faint:
-            x, y = _thin_mean(xs, [r["loss"] for r in steps])
-            ax_loss.plot(x, y, color=color, alpha=0.3, lw=0.7)
-        if epochs:
-            ex = [r["epoch"] + 1 for r in epochs]
-            if not faint:
-                ax_loss.plot(ex, [r["train_loss"] for r in epochs], "o-", color=color, lw=1.0, ms=3,
-                             label=f"{label} train")
-            ax_loss.plot(ex, [r["val_loss"] for r in epochs], "s--", color=color, alpha=alpha,
-                         lw=1.5 if not faint else 1.0, ms=4 if not faint else 2, label=f"{label} val")
-        # gradient norms, with the clip threshold
-        if steps:
-            x, y = _thin_envelope(xs, [r["grad_norm"] for r in steps])
-            ax_grad.plot(x, y, color=color, alpha=0.25 if faint else 0.8, lw=0.6, label=label)
-            if not faint and config.grad_clip is not None:
-                current_clip = config.grad_clip
-                clipped = sum(1 for r in steps if r["clipped"])
-                ax_grad.axhline(config.grad_clip, color="#b00020", ls="--", lw=1.2,
-                                label=f"clip {config.grad_clip:g} ({clipped / len(steps):.0%} of steps clipped)")
-        # learning rate per step, and the plateau scheduler's cuts
-        if steps:
-            x, y = _thin_last(xs, [r["lr"] for r in steps])
-            ax_lr.plot(x, y, color=color, alpha=alpha, lw=1.4 if not faint else 1.0, drawstyle="steps-pre",
-                       label=label)
-        if epochs and config.scheduler == "plateau":
-            for r in epochs:
-                if r["lr"] < r.get("lr_start", r["lr"]):
-                    ax_lr.axvline(r["epoch"] + 1, color=color, alpha=alpha, ls=":", lw=1.2)
-                    if not faint:
-                        ax_lr.annotate(f"{r['lr_start']:.1e} -> {r['lr']:.1e}", (r["epoch"] + 1, r["lr"]),
-                                       fontsize=7, color=color, textcoords="offset points", xytext=(3, 4))
-    for ax in (ax_loss, ax_grad, ax_lr):
-        ax.set_xlabel("epoch", fontsize=8, labelpad=1)
-        ax.tick_params(labelsize=7)
-        ax.grid(True, alpha=0.3)
-    if has_data:
-        for ax in (ax_grad, ax_lr):
-            ax.set_yscale("log")
-            ax.yaxis.set_minor_locator(NullLocator())
-        for ax, loc in ((ax_loss, "upper right"), (ax_grad, "upper left")):
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(fontsize=6, loc=loc)
-        if current_clip is None:
-            ax_grad.text(0.99, 0.02, "clipping off", transform=ax_grad.transAxes, ha="right", fontsize=8)
-    else:
-        for ax in (ax_loss, ax_grad, ax_lr):
-            ax.text(0.5, 0.5, "no run yet", transform=ax.transAxes, ha="center", va="center", color="grey")
-    canvas.draw()
-    image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
-    buf = io.BytesIO()
-    image.save(buf, format="png", compress_level=1)  # fast: this runs next to training
-    return buf.getvalue()
 
 
 __all__ = ["Dashboard", "dashboard", "render_png", "markdown_to_html", "CONTROLLED_FIELDS", "LR_RANGE"]

@@ -362,3 +362,33 @@ def test_markdown_to_html_makes_tables_and_small_headings():
         assert out.startswith("<pre")
     else:
         assert "<h4>Title</h4>" in out and "<table>" in out
+
+
+# -- the plot helper process ---------------------------------------------------------------
+def test_plots_come_from_the_helper_process_and_fall_back_when_it_dies():
+    d = _dash(callbacks=[Sleepy(0.02)])
+    try:
+        assert d._plotter is not None and d._plotter.wait_ready(60)
+        _set(d, epochs=2, lr=1e-3)
+        d.train()
+        _finish(d)
+        assert d.plots_in_helper and d._plotter.cpu_seconds, "no redraw went through the helper"
+        d._plotter._proc.kill()
+        d._plotter._proc.wait()
+        d.train()
+        _finish(d)
+        assert not d.plots_in_helper
+        assert "not running" in d.plot_note
+        assert bytes(d.plot.value).startswith(PNG)
+        assert len(d.runs) == 2
+    finally:
+        d.close()
+
+
+def test_plot_process_can_be_switched_off():
+    d = _dash(plot_process=False)
+    assert not d.plots_in_helper and d.plot_note == "plot_process=False"
+    d.train()
+    _finish(d)
+    assert bytes(d.plot.value).startswith(PNG)
+    d.close()
