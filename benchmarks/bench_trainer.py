@@ -86,7 +86,15 @@ class Lightning:
     name = "Lightning"
 
     def __init__(self, config, train, val):
+        import logging
+        import warnings
+
         import lightning as L
+
+        # One Trainer per timed epoch: keep its banners and tips out of the table.
+        for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", module="lightning")
 
         class Module(L.LightningModule):
             def __init__(self):

@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", dest="scheduler_patience", type=int)
     p.add_argument("--batch-size", dest="batch_size", type=int)
     p.add_argument("--accum", dest="grad_accum_steps", type=int)
-    p.add_argument("--compile", action="store_true", help="use torch.compile")
+    p.add_argument("--compile", action="store_true", help="fast path: torch.compile the forward+loss, fused Adam")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=sys.stderr.isatty())

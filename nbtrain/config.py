@@ -34,7 +34,7 @@ class TrainConfig:
     data_seed: int | None = 0  # reference data set (one fixed set, like real data); None: use `seed`
     normalize: bool = True  # reference data: z-score inputs and targets (train-split statistics)
     weight_decay: float = 0.0  # Adam's L2 penalty
-    compile: bool = False  # torch.compile the forward pass and the optimizer step
+    compile: bool = False  # fast path: torch.compile the forward+loss, fused Adam
     name: str = ""  # a label for reports and plots
 
     def __post_init__(self) -> None:

@@ -216,6 +216,7 @@ class Trainer:
             train_data, val_data = self.reference_data.train, self.reference_data.val
             model = ReferenceModel()
             self.history.meta["experiment"] = "reference"
+            self.history.meta["data"] = self.reference_data.task.fingerprint()
         self.model = model
         self.loss_fn = loss_fn if loss_fn is not None else nn.MSELoss()
         self.train_batches = _Batches(train_data, config.batch_size, shuffle=True, seed=config.seed)
@@ -227,7 +228,7 @@ class Trainer:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         if not self.params:
             raise ValueError("model has no trainable parameters")
-        self.optimizer = torch.optim.Adam(self.params, lr=config.lr, weight_decay=config.weight_decay)
+        self.optimizer = self._make_optimizer()
         self.scheduler = self._make_scheduler()
         self.steps_per_epoch = math.ceil(len(self.train_batches) / config.grad_accum_steps)
         self.epoch = 0  # next epoch to run
@@ -235,7 +236,6 @@ class Trainer:
         self.status = "completed"
         self.message = ""
         self._forward_loss = self._eager_forward_loss
-        self._optimizer_step = self.optimizer.step
         self.compile_info = ""
         if config.compile:
             self._setup_compile()
@@ -263,22 +263,35 @@ class Trainer:
     def _eager_forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.loss_fn(self.model(x), y)
 
-    def _setup_compile(self) -> None:
-        """Compile the forward+loss and the optimizer step; fall back to eager if that fails.
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        c = self.config
+        if c.compile:
+            # The fast path's optimizer: Adam's fused kernel (one pass over each parameter's
+            # data, grad and moments, instead of about a dozen elementwise passes). Measured on
+            # the reference model at batch 8 it is the largest single saving; compiling the
+            # step with torch.compile instead was slower (benchmarks/RESULTS.md).
+            try:
+                return torch.optim.Adam(self.params, lr=c.lr, weight_decay=c.weight_decay, fused=True)
+            except (RuntimeError, ValueError) as exc:
+                self._fused_note = f"fused Adam unavailable ({str(exc).strip().splitlines()[0]}); "
+        return torch.optim.Adam(self.params, lr=c.lr, weight_decay=c.weight_decay)
 
-        Compilation happens on the first call, so each compiled function is guarded there:
-        a failure (no C++ compiler, an unsupported platform) switches that function back
-        to eager with one message through the sink, before any state has changed.
+    def _setup_compile(self) -> None:
+        """The fast path: compile the forward+loss (and so its backward), with fused Adam.
+
+        Compilation happens on the first call, so it is guarded there: a failure (no C++
+        compiler, an unsupported platform) switches back to the eager forward with one
+        message through the sink, before any state has changed. The optimizer stays fused.
         """
+        fused = bool(self.optimizer.defaults.get("fused"))
+        prefix = getattr(self, "_fused_note", "")
         try:
             fwd = torch.compile(self._eager_forward_loss, dynamic=False)
-            step = torch.compile(self.optimizer.step, dynamic=False)
         except Exception as exc:  # torch.compile itself unavailable
             self._compile_failed(exc)
             return
         self._forward_loss = self._first_call_guard("_forward_loss", fwd, self._eager_forward_loss)
-        self._optimizer_step = self._first_call_guard("_optimizer_step", step, self.optimizer.step)
-        self.compile_info = "compiled: forward+loss and optimizer step (torch.compile)"
+        self.compile_info = prefix + "compiled: forward+loss (torch.compile)" + (", fused Adam" if fused else "")
 
     def _first_call_guard(self, attr: str, compiled: Callable, eager: Callable) -> Callable:
         def first_call(*args):
@@ -294,9 +307,9 @@ class Trainer:
 
     def _compile_failed(self, exc: Exception) -> None:
         self._forward_loss = self._eager_forward_loss
-        self._optimizer_step = self.optimizer.step
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        self.compile_info = f"torch.compile failed ({first_line}); running eager"
+        fused = ", with fused Adam" if self.optimizer.defaults.get("fused") else ""
+        self.compile_info = f"torch.compile failed ({first_line}); running eager{fused}"
         self.sink(f"note: {self.compile_info}")
 
     # -- control ---------------------------------------------------------------------
@@ -390,6 +403,8 @@ class Trainer:
         if self.out_dir is not None:
             self.history.save(self.out_dir / HISTORY_FILE)
             status = {"status": self.status, "message": self.message, "epochs": self.epoch}
+            if "data" in self.history.meta:
+                status["data"] = self.history.meta["data"]
             atomic_write_text(self.out_dir / STATUS_FILE, json.dumps(status, indent=2) + "\n")
         self._cb("on_train_end")
         return Run(
@@ -482,7 +497,7 @@ class Trainer:
             "clip_factor": min(1.0, c.grad_clip / (norm_v + 1e-6)) if clipped else 1.0,
             "lr": lr,
         }
-        self._optimizer_step()
+        self.optimizer.step()
         if isinstance(self.scheduler, torch.optim.lr_scheduler.CosineAnnealingWarmRestarts):
             # torch documents stepping with fractional epochs; step k of an epoch then
             # runs at the LR of position epoch + k / steps_per_epoch in the cycle.
@@ -577,13 +592,15 @@ def train(
     ``out``: a run folder (config.json, history.json, checkpoint.pt after every epoch).
     ``resume``: a checkpoint file or run folder; training continues exactly where it
     stopped, up to ``config.epochs``. ``sink``: where log lines go (``None`` silences).
-    ``reuse``: if ``out`` already holds a completed run of exactly this config, load it
-    (model from its checkpoint) instead of training again; notebooks use it as a cache.
+    ``reuse``: if ``out`` already holds a completed run of exactly this config (and, for
+    the reference experiment, of the same reference task), load it (model from its
+    checkpoint) instead of training again; notebooks use it as a cache. For your own
+    data the cache cannot tell whether the data changed: use a new ``out`` when it does.
     """
     trainer = Trainer(
         config, model, train_data, val_data, loss_fn, out=out, callbacks=callbacks, sink=sink, progress=progress
     )
-    if reuse and out is not None and _is_complete_run(Path(out), config):
+    if reuse and out is not None and _is_complete_run(Path(out), config, trainer.history.meta.get("data")):
         trainer.resume_from(out)
         return Run(config, trainer.history, trainer.model.eval(), "completed", "loaded from " + str(out), Path(out))
     if resume is not None:
@@ -591,7 +608,9 @@ def train(
     return trainer.fit()
 
 
-def _is_complete_run(out: Path, config: TrainConfig) -> bool:
+def _is_complete_run(out: Path, config: TrainConfig, data: str | None) -> bool:
+    # ``data``: the reference data's fingerprint, so a cache made on other data (an older
+    # nbtrain's reference task) is trained afresh; None for the caller's own data.
     try:
         status = json.loads((out / STATUS_FILE).read_text())
         saved = TrainConfig.from_json(out / CONFIG_FILE)
@@ -601,5 +620,6 @@ def _is_complete_run(out: Path, config: TrainConfig) -> bool:
         status.get("status") == "completed"
         and status.get("epochs") == config.epochs
         and saved == config
+        and status.get("data") == data
         and (out / CHECKPOINT_FILE).is_file()
     )
