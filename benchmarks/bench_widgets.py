@@ -91,7 +91,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--synthetic", action="store_true", help="use the synthetic stand-in even with the reference")
     parser.add_argument("--main-thread", action="store_true", help="also time a headless run in the main thread")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     config = presets.ROUND2.replace(epochs=args.epochs)
     reference = _reference_available() and not args.synthetic

@@ -392,3 +392,22 @@ def test_plot_process_can_be_switched_off():
     _finish(d)
     assert bytes(d.plot.value).startswith(PNG)
     d.close()
+
+
+def test_a_note_says_when_torch_threads_leave_no_core_for_the_plot_helper(monkeypatch):
+    import os
+
+    import torch
+
+    d = _dash()
+    try:
+        monkeypatch.setattr(os, "cpu_count", lambda: 2)
+        monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+        assert "torch.set_num_threads(1) keeps training at full speed" in d._cpu_note()
+        monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+        assert d._cpu_note() == ""
+        d.close()  # no helper, no note
+        monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+        assert d._cpu_note() == ""
+    finally:
+        d.close()
