@@ -85,6 +85,27 @@ def test_recorded_norm_is_the_pre_clip_norm_recomputed_independently(quiet):
     assert run.history.epochs[0]["clip_fraction"] == pytest.approx(clipped / len(run.history.steps))
 
 
+def test_matches_a_hand_written_clip_grad_norm_loop_bit_for_bit(quiet):
+    # The trainer scales gradients only on clipped steps; torch's clip_grad_norm_ multiplies
+    # by a factor of exactly 1 on the others. The two must give identical weights.
+    x, y = make_regression(64)
+    config = CFG.replace(grad_clip=5.0, epochs=2, lr=5e-2, scheduler="none", batch_size=8)
+    loader = DataLoader(TensorDataset(x, y), batch_size=8, shuffle=False)
+    run = train(config, make_mlp(), loader, TensorDataset(x, y), sink=quiet.append)
+    clipped = [r["clipped"] for r in run.history.steps]
+    assert any(clipped) and not all(clipped), "the test needs clipped and unclipped steps"
+    model = make_mlp()
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    for _ in range(config.epochs):
+        for xb, yb in loader:
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.mse_loss(model(xb), yb).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip, foreach=True)
+            opt.step()
+    for a, b in zip(run.model.parameters(), model.parameters()):
+        assert torch.equal(a, b)
+
+
 def test_clipping_is_applied_to_the_gradient(quiet):
     x, y = make_regression(32)
     snap = GradSnapshot()
