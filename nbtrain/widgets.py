@@ -121,6 +121,13 @@ class Dashboard:
     (anything ``nbtrain.train`` accepts) to tune your own model. ``callbacks`` are
     passed to every run. ``config`` is the starting point (default: ``presets.ROUND1``).
 
+    The plots are drawn by a helper process (``nbtrain.liveplot``; ``plot_process=False``
+    draws in this process instead). It needs a core of its own: with ``threads="auto"``
+    (the default), a run whose torch threads would take every core trains on one fewer,
+    says so in the log, and puts the setting back when it ends (on 2 cores, 2 torch
+    threads plus the helper trained about 2x slower than headless; 1 thread matched it).
+    ``threads=N`` trains on N threads; ``threads=None`` leaves torch's setting alone.
+
     Show it with ``display(board)`` (or as a cell's last value). The same actions are
     methods, for scripts and tests: ``train()`` (Train), ``stop()`` (Stop), ``wait(timeout)``,
     ``load(config)`` (the preset buttons), ``clear_history()``, and ``config()`` (the
@@ -142,6 +149,7 @@ class Dashboard:
         refresh_interval: float = 0.5,
         figsize: tuple[float, float] = (12.0, 3.4),
         plot_process: bool = True,
+        threads: int | str | None = "auto",
     ) -> None:
         if (train_data is None) != (val_data is None):
             raise ValueError("give both train_data and val_data, or neither (for the reference experiment)")
@@ -156,6 +164,9 @@ class Dashboard:
                 raise TypeError(f"callbacks must be nbtrain.Callback instances, got {type(cb).__name__}")
         if isinstance(refresh_interval, bool) or not isinstance(refresh_interval, (int, float)) or refresh_interval < 0:
             raise ValueError(f"refresh_interval must be a number of seconds >= 0, got {refresh_interval!r}")
+        if not (threads is None or threads == "auto" or (
+                isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1)):
+            raise ValueError(f"threads must be 'auto', None or an int >= 1, got {threads!r}")
 
         # A pristine copy, so a run never starts from the weights an earlier run trained.
         self._model = copy.deepcopy(model) if isinstance(model, nn.Module) else model
@@ -164,6 +175,7 @@ class Dashboard:
         self._loss_fn = loss_fn
         self._callbacks = list(callbacks)
         self.refresh_interval = float(refresh_interval)
+        self.threads = threads
         self.figsize = figsize
 
         self._lock = threading.RLock()  # guards the records and the texts below
@@ -472,25 +484,32 @@ class Dashboard:
             raise TypeError(f"the model function must return a torch.nn.Module, got {type(model).__name__}")
         return model
 
-    def _cpu_note(self) -> str:
-        """A warning when torch's threads take every core while the plot helper also needs one."""
+    def _train_threads(self) -> int | None:
+        """The torch thread count for a run, or None to leave torch's setting alone."""
         import os
 
         import torch
 
+        if self.threads is None:
+            return None
+        if self.threads != "auto":
+            return self.threads
         cores = os.cpu_count() or 1
-        threads = torch.get_num_threads()
-        if self._plotter is None or cores < 2 or threads < cores:
-            return ""
-        return (f"note: torch uses {threads} threads on {cores} cores and the plot helper needs one; "
-                f"torch.set_num_threads({cores - 1}) keeps training at full speed "
-                "(on 2 cores, 2 threads plus live plots ran about 2x slower than headless, 1 thread within noise)")
+        if self._plotter is None or cores < 2 or torch.get_num_threads() < cores:
+            return None
+        return cores - 1  # leave the plot helper a core
 
     def _work(self, record: _RunRecord, previous: _RunRecord | None) -> None:
+        import torch
+
         run = None
-        note = self._cpu_note()
-        if note:
-            self._sink(note)
+        threads, before = self._train_threads(), torch.get_num_threads()
+        if threads is not None and threads != before:
+            # Set from this thread and put back when the run ends: torch's intra-op pool
+            # (OpenMP) takes its size from the thread that sets it.
+            torch.set_num_threads(threads)
+            self._sink(f"note: training on {threads} torch thread(s) instead of {before}, leaving a core for "
+                       "the plot helper (Dashboard(threads=...) chooses; threads=None leaves torch alone)")
         try:
             trainer = Trainer(
                 record.config,
@@ -507,6 +526,8 @@ class Dashboard:
             record.error = f"{type(exc).__name__}: {exc}"
         finally:
             self._trainer = None
+            if threads is not None and threads != before:
+                torch.set_num_threads(before)
         with self._lock:
             record.ended = time.perf_counter()
             record.run = run

@@ -394,20 +394,36 @@ def test_plot_process_can_be_switched_off():
     d.close()
 
 
-def test_a_note_says_when_torch_threads_leave_no_core_for_the_plot_helper(monkeypatch):
+def test_a_run_leaves_the_plot_helper_a_core_and_restores_torch_threads(monkeypatch):
     import os
 
     import torch
 
-    d = _dash()
+    seen = []
+
+    class Threads(Callback):
+        def on_train_begin(self, trainer):
+            seen.append(torch.get_num_threads())
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    original = torch.get_num_threads()
+    torch.set_num_threads(2)  # torch takes both (pretended) cores
+    d = _dash(callbacks=[Threads()])
     try:
-        monkeypatch.setattr(os, "cpu_count", lambda: 2)
-        monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
-        assert "torch.set_num_threads(1) keeps training at full speed" in d._cpu_note()
-        monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
-        assert d._cpu_note() == ""
-        d.close()  # no helper, no note
-        monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
-        assert d._cpu_note() == ""
+        assert d._plotter is not None and d._train_threads() == 1
+        _set(d, epochs=1)
+        d.train()
+        _finish(d)
+        assert seen == [1], "the run should train on one thread"
+        assert "training on 1 torch thread(s) instead of 2" in d.log
+        assert torch.get_num_threads() == 2, "the setting is put back"
+        d.threads = None
+        assert d._train_threads() is None
+        d.threads = "auto"
+        torch.set_num_threads(1)
+        assert d._train_threads() is None  # a core is already free
     finally:
         d.close()
+        torch.set_num_threads(original)
+    with pytest.raises(ValueError, match=r"threads must be 'auto', None or an int >= 1, got 0"):
+        _dash(threads=0)
