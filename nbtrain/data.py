@@ -35,8 +35,8 @@ NeurIPS 2022, on RNNs trained on chaotic dynamics).
 What the validation loss does (measured, not promised)
 ------------------------------------------------------
 With the round-1 settings (Adam lr 2e-5, batch 8, 7 epochs) the validation loss falls
-fast over epochs 0-2, reaches its best at epoch 2-4 and then rises and jumps about
-(from about 0.42 to 0.47-0.64 by epoch 6 on training seeds 0-4) while the training loss
+fast over epochs 0-2, reaches its best (0.41-0.46) at epoch 2-4 and then rises and jumps
+about (0.47-0.64 at epoch 6 on training seeds 0-4) while the training loss
 keeps falling: the model fits the particulars of its 40 time units, and its errors on a
 validation stretch of only 10 time units swing with every change of the weights. The
 validation set's size matters: scored on 4,000 validation windows (40 time units) the same

@@ -36,7 +36,7 @@ class ReferenceModel(nn.Module):
       gradient of a deep plain network is a product of one factor per layer, so as the
       weights grow and align while it learns a steep target, the gradient norm grows
       faster with depth. Measured on the reference task with the round-1 settings: the
-      largest norm of epochs 5-6 was 4.5-8.1x the largest of epoch 0 over seeds 0-4 for
+      largest norm of epochs 5-6 was 5.5-8.1x the largest of epoch 0 over seeds 0-4 for
       this net, against 2.3x (seed 0) for a 48 -> 566 x 3 -> 3 MLP of 671,279 parameters.
     * Shape: the input is a flattened window of past states of a chaotic system
       (16 steps x 3 coordinates = 48 features, see ``nbtrain.data``) and the output is the
