@@ -212,7 +212,8 @@ class PlotProcess:
     time per render.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, reply_timeout: float = 30.0) -> None:
+        self.reply_timeout = reply_timeout
         self.cpu_seconds: list[float] = []
         self._sent: dict[int, tuple[int, int]] = {}  # run index -> (step rows, epoch rows) sent
         self._lock = threading.Lock()
@@ -267,12 +268,19 @@ class PlotProcess:
                                             "scheduler": _cfg(config, "scheduler")},
                              n_steps, new_steps, n_epochs, [dict(r) for r in epochs[n_epochs:]], spe, is_current))
                 sent[index] = (len(steps), len(epochs))
+            # A helper that hangs must not hang the dashboard: past the timeout it is killed,
+            # the read below sees the pipe close, and the caller draws in-process.
+            watchdog = threading.Timer(self.reply_timeout, self._kill_quietly, args=(self._proc,))
+            watchdog.daemon = True
+            watchdog.start()
             try:
                 _write_frame(self._proc.stdin, {"runs": runs, "figsize": tuple(figsize), "dpi": dpi})
                 reply = _read_frame(self._proc.stdout)
-            except (OSError, EOFError, pickle.PickleError) as exc:
+            except (OSError, EOFError, ValueError, pickle.PickleError) as exc:
                 self._kill()
                 raise PlotProcessError(f"the plot process stopped answering: {exc}") from exc
+            finally:
+                watchdog.cancel()
             if "error" in reply:
                 # The helper's copy of the rows may now be off: start afresh next time.
                 self._sent = {}
@@ -295,6 +303,13 @@ class PlotProcess:
         finally:
             if proc.stdout is not None:
                 proc.stdout.close()
+
+    @staticmethod
+    def _kill_quietly(proc: subprocess.Popen) -> None:
+        try:
+            proc.kill()
+        except OSError:
+            pass
 
     def _kill(self) -> None:
         proc, self._proc = self._proc, None

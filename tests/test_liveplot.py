@@ -81,3 +81,18 @@ def test_the_helper_script_never_imports_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_a_helper_that_hangs_is_killed_after_the_reply_timeout():
+    import os
+    import signal
+
+    proc = PlotProcess(reply_timeout=1.0)
+    try:
+        assert proc.wait_ready(60)
+        os.kill(proc._proc.pid, signal.SIGSTOP)  # alive but never answers
+        with pytest.raises(PlotProcessError, match="stopped answering"):
+            proc.render([])
+        assert not proc.alive
+    finally:
+        proc.close()
