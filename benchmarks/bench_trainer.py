@@ -14,6 +14,7 @@ one run of this script.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -182,6 +183,16 @@ def bench(batch_size: int, reps: int, n_train: int, with_compile: bool) -> list[
     return rows
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=5)
@@ -204,13 +215,21 @@ def main() -> None:
     table = "\n".join([header, *lines])
     print(table)
     command = "python benchmarks/bench_trainer.py " + " ".join(sys.argv[1:])
+    try:
+        import lightning
+
+        lightning_version = f", lightning {lightning.__version__}"
+    except ImportError:
+        lightning_version = ", lightning not installed"
     text = (
         "# Trainer speed\n\n"
         f"Command: `{command.strip()}`  \n"
-        f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, {platform.processor() or 'cpu'}; "
-        f"Python {platform.python_version()}, torch {torch.__version__}, nbtrain {nbtrain.__version__}  \n"
+        f"Machine: {_cpu_name()}, {os.cpu_count()} cores, {platform.machine()}; {torch.get_num_threads()} torch threads; "
+        f"{time.strftime('%Y-%m-%d %H:%M')}  \n"
+        f"Versions: Python {platform.python_version()}, torch {torch.__version__}, nbtrain {nbtrain.__version__}"
+        f"{lightning_version}  \n"
         f"Median of {args.reps} alternating repetitions of one epoch ({args.train_windows} training windows) "
-        "after a warm-up epoch; warm-up includes compilation.\n\n" + table + "\n"
+        "after a warm-up epoch; warm-up includes compilation (shorter when inductor's on-disk cache is warm).\n\n" + table + "\n"
     )
     Path(args.out).write_text(text)
     print(f"\nwritten to {args.out}")
