@@ -92,6 +92,8 @@ def main() -> None:
     parser.add_argument("--synthetic", action="store_true", help="use the synthetic stand-in even with the reference")
     parser.add_argument("--main-thread", action="store_true", help="also time a headless run in the main thread")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
+    parser.add_argument("--dashboard-threads", default="auto",
+                        help="the dashboard's threads argument: auto (default), none, or a number")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -121,7 +123,10 @@ def main() -> None:
         return result[0]
 
     headless_cpu, live_cpu = CpuClock(), CpuClock()
-    board = Dashboard(model_fn, train_data, val_data, callbacks=[live_cpu])
+    dash_threads = {"auto": "auto", "none": None}.get(args.dashboard_threads.lower())
+    if dash_threads is None and args.dashboard_threads.lower() != "none":
+        dash_threads = int(args.dashboard_threads)
+    board = Dashboard(model_fn, train_data, val_data, callbacks=[live_cpu], threads=dash_threads)
     board.load(config)
 
     def live() -> tuple[float, float, int]:

@@ -124,8 +124,10 @@ class Dashboard:
     The plots are drawn by a helper process (``nbtrain.liveplot``; ``plot_process=False``
     draws in this process instead). It needs a core of its own: with ``threads="auto"``
     (the default), a run whose torch threads would take every core trains on one fewer,
-    says so in the log, and puts the setting back when it ends (on 2 cores, 2 torch
-    threads plus the helper trained about 2x slower than headless; 1 thread matched it).
+    says so in the log, and puts the setting back when it ends. Measured on 2 cores
+    (``benchmarks/bench_widgets.py``): 2 torch threads plus the helper trained about 2x
+    slower than headless; 1 thread plus the helper matched a 1-thread headless run, and
+    was about 19% slower than a 2-thread one.
     ``threads=N`` trains on N threads; ``threads=None`` leaves torch's setting alone.
 
     Show it with ``display(board)`` (or as a cell's last value). The same actions are
