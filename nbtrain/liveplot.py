@@ -208,12 +208,13 @@ class PlotProcess:
 
     Only the rows added since the previous call cross the pipe (rows are only ever
     appended to a run; a run that disappears from the snapshot is dropped). One caller at
-    a time: the dashboard serialises its redraws. ``cpu_seconds`` holds the helper's CPU
-    time per render.
+    a time: the dashboard serialises its redraws. ``renders`` counts the PNGs it returned;
+    ``cpu_seconds`` holds the helper's CPU time per render (for benchmarks).
     """
 
     def __init__(self, reply_timeout: float = 30.0) -> None:
         self.reply_timeout = reply_timeout
+        self.renders = 0
         self.cpu_seconds: list[float] = []
         self._sent: dict[int, tuple[int, int]] = {}  # run index -> (step rows, epoch rows) sent
         self._lock = threading.Lock()
@@ -286,6 +287,7 @@ class PlotProcess:
                 self._sent = {}
                 raise PlotProcessError(f"the plot process failed to draw: {reply['error']}")
             self._sent = sent
+            self.renders += 1
             self.cpu_seconds.append(reply["cpu_s"])
             return reply["png"]
 

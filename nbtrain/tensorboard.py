@@ -72,21 +72,18 @@ class TensorBoardCallback(Callback):
         purge = trainer.global_step if trainer.global_step > 0 else None
         self.writer = self._writer_class(log_dir=str(self.log_dir), purge_step=purge, flush_secs=self.flush_secs)
 
-    def on_step_end(self, trainer: "Trainer", row: dict) -> None:
+    def _add_scalars(self, group: str, keys: tuple, row: dict, index: int) -> None:
         if self.writer is None:
             return
-        step = int(row["step"])
-        for key in STEP_SCALARS:
+        for key in keys:
             if key in row and row[key] is not None:
-                self.writer.add_scalar(f"step/{key}", float(row[key]), step)
+                self.writer.add_scalar(f"{group}/{key}", float(row[key]), index)
+
+    def on_step_end(self, trainer: "Trainer", row: dict) -> None:
+        self._add_scalars("step", STEP_SCALARS, row, int(row["step"]))
 
     def on_epoch_end(self, trainer: "Trainer", row: dict) -> None:
-        if self.writer is None:
-            return
-        epoch = int(row["epoch"])
-        for key in EPOCH_SCALARS:
-            if key in row and row[key] is not None:
-                self.writer.add_scalar(f"epoch/{key}", float(row[key]), epoch)
+        self._add_scalars("epoch", EPOCH_SCALARS, row, int(row["epoch"]))
 
     def on_lr_reduced(self, trainer: "Trainer", old_lr: float, new_lr: float, val_loss: float) -> None:
         if self.writer is None:

@@ -265,6 +265,7 @@ class Trainer:
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         c = self.config
+        self._fused_note = ""
         if c.compile:
             # The fast path's optimizer: Adam's fused kernel (one pass over each parameter's
             # data, grad and moments, instead of about a dozen elementwise passes). Measured on
@@ -284,7 +285,7 @@ class Trainer:
         message through the sink, before any state has changed. The optimizer stays fused.
         """
         fused = bool(self.optimizer.defaults.get("fused"))
-        prefix = getattr(self, "_fused_note", "")
+        prefix = self._fused_note
         try:
             fwd = torch.compile(self._eager_forward_loss, dynamic=False)
         except Exception as exc:  # torch.compile itself unavailable
@@ -476,8 +477,11 @@ class Trainer:
         # is below 1: the same result bit for bit, minus a read and a write of every gradient
         # on the steps that are not clipped.
         norm = torch.nn.utils.get_total_norm([p.grad for p in self.params if p.grad is not None], foreach=True)
-        coef = c.grad_clip / (norm + 1e-6) if c.grad_clip is not None else torch.ones_like(norm)
-        loss_v, norm_v, coef_v = torch.stack([loss_sum.float(), norm.float(), coef.float()]).tolist()  # the one host sync
+        synced = [loss_sum.float(), norm.float()]
+        if c.grad_clip is not None:
+            synced.append((c.grad_clip / (norm + 1e-6)).float())  # torch's clip coefficient
+        loss_v, norm_v, *coef = torch.stack(synced).tolist()  # the one host sync
+        coef_v = coef[0] if coef else 1.0
         if not (math.isfinite(loss_v) and math.isfinite(norm_v)):
             what = "loss" if not math.isfinite(loss_v) else "gradient norm"
             value = loss_v if not math.isfinite(loss_v) else norm_v

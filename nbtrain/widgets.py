@@ -15,9 +15,9 @@ plots with matplotlib's Agg canvas into a PNG, shown by an ``ipywidgets.Image``:
 every ``refresh_interval`` seconds and at the end of every epoch. Drawing in the helper
 keeps matplotlib's Python off the training process's GIL. Where the helper cannot run,
 the refresher draws in-process, and then only as often as keeps drawing under
-``DRAW_SHARE`` (5%) of the time. Widget values are only assigned, never read, from these threads. Stopping is
-``Trainer.stop()``: the run ends after the current optimizer step and keeps its partial
-history.
+``DRAW_SHARE`` (5%) of the time. Widget values are only assigned, never read, from these
+threads. Stopping is ``Trainer.stop()``: the run ends after the current optimizer step
+and keeps its partial history.
 """
 
 from __future__ import annotations
@@ -25,12 +25,14 @@ from __future__ import annotations
 import copy
 import html
 import math
+import os
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import ipywidgets as W
+import torch
 from torch import nn
 
 from . import presets
@@ -478,8 +480,6 @@ class Dashboard:
             return None
         if isinstance(self._model, nn.Module):
             return copy.deepcopy(self._model)
-        import torch
-
         torch.manual_seed(config.seed)
         model = self._model()
         if not isinstance(model, nn.Module):
@@ -488,10 +488,6 @@ class Dashboard:
 
     def _train_threads(self) -> int | None:
         """The torch thread count for a run, or None to leave torch's setting alone."""
-        import os
-
-        import torch
-
         if self.threads is None:
             return None
         if self.threads != "auto":
@@ -502,8 +498,6 @@ class Dashboard:
         return cores - 1  # leave the plot helper a core
 
     def _work(self, record: _RunRecord, previous: _RunRecord | None) -> None:
-        import torch
-
         run = None
         threads, before = self._train_threads(), torch.get_num_threads()
         if threads is not None and threads != before:

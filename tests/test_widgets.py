@@ -372,7 +372,7 @@ def test_plots_come_from_the_helper_process_and_fall_back_when_it_dies():
         _set(d, epochs=2, lr=1e-3)
         d.train()
         _finish(d)
-        assert d.plots_in_helper and d._plotter.cpu_seconds, "no redraw went through the helper"
+        assert d.plots_in_helper and d._plotter.renders > 0, "no redraw went through the helper"
         d._plotter._proc.kill()
         d._plotter._proc.wait()
         d.train()
