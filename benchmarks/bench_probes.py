@@ -19,7 +19,7 @@ import time
 import torch
 
 from nbtrain import Trainer, presets
-from nbtrain.probes import LayerStats, gradient_noise_scale, lr_range_test, sharpness
+from nbtrain.probes.core import LayerStats, gradient_noise_scale, lr_range_test, sharpness
 
 TARGET = 0.05
 SHARPNESS_BATCH = 16  # examples in the fixed batch the sharpness is measured on (2 training batches)

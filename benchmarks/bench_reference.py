@@ -19,7 +19,7 @@ import torch
 
 import nbtrain
 from nbtrain import presets
-from nbtrain.symptoms import round1_symptoms
+from nbtrain.diagnosis.symptoms import round1_symptoms
 
 
 def main() -> None:

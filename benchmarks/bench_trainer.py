@@ -25,8 +25,8 @@ import torch
 from torch.utils.data import TensorDataset
 
 import nbtrain
-from nbtrain.data import make_reference_data
-from nbtrain.models import ReferenceModel
+from nbtrain.reference.data import make_reference_data
+from nbtrain.reference.models import ReferenceModel
 
 HERE = Path(__file__).resolve().parent
 

@@ -37,8 +37,8 @@ from torch import nn
 
 import nbtrain
 from nbtrain import presets
-from nbtrain.callbacks import Callback
-from nbtrain.widgets import Dashboard
+from nbtrain.training.callbacks import Callback
+from nbtrain.views.widgets import Dashboard
 
 
 def _reference_available() -> bool:

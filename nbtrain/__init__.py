@@ -1,75 +1,93 @@
-"""nbtrain: reproduce, diagnose and fix training instability, notebook first."""
+"""nbtrain: reproduce, diagnose and fix training instability, notebook first.
+
+The package follows the flow of a run (README, "Architecture"):
+
+- ``nbtrain.training``: config, presets, the instrumented trainer, callbacks, history, run folders;
+- ``nbtrain.reference``: the reference experiment's data and model;
+- ``nbtrain.measures``: the one definition of every quantity reported about a run;
+- ``nbtrain.diagnosis``: findings, the plateau simulator, expectations, symptoms, summaries;
+- ``nbtrain.probes``: LR range test, gradient noise scale, sharpness, per-layer statistics;
+- ``nbtrain.views``: static plots, run comparison, live plots and the dashboard;
+- ``nbtrain.sweeps``: grids of runs on a process pool or Ray, and their plots.
+
+Every public name below is importable from ``nbtrain`` itself. Names are loaded on first
+use, so ``import nbtrain`` stays light: matplotlib, ipywidgets, Ray and TensorBoard load
+only when something that needs them is used.
+"""
 
 from __future__ import annotations
 
-from . import plots, presets
-from .callbacks import Callback, StopAfterSteps
-from .compare import LoadedRun, RunFolderError, compare_runs, load_run, summarize
-from .config import TrainConfig
-from .diagnostics import Diagnosis, Finding, diagnose
-from .expectations import Expectations, Verdict, check_expectations
-from .history import History
-from .plateau import PlateauState, plateau_state, simulate_plateau
-from .probes import (
-    LayerStats,
-    LRRangeResult,
-    NoiseScaleResult,
-    SharpnessResult,
-    gradient_noise_scale,
-    layer_stats_dataframe,
-    lr_range_test,
-    probe_findings,
-    sharpness,
-    stability_threshold,
-)
-from .sweep import load_sweep, sweep
-from .sweep_plots import sweep_curves, sweep_heatmap
-from .tensorboard import TensorBoardCallback
-from .trainer import Run, Trainer, load_checkpoint, train
-from .widgets import Dashboard
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Callback",
-    "Dashboard",
-    "Diagnosis",
-    "Expectations",
-    "Finding",
-    "LRRangeResult",
-    "LayerStats",
-    "NoiseScaleResult",
-    "SharpnessResult",
-    "gradient_noise_scale",
-    "layer_stats_dataframe",
-    "lr_range_test",
-    "probe_findings",
-    "sharpness",
-    "stability_threshold",
-    "LoadedRun",
-    "PlateauState",
-    "RunFolderError",
-    "Verdict",
-    "check_expectations",
-    "compare_runs",
-    "diagnose",
-    "load_run",
-    "plateau_state",
-    "plots",
-    "simulate_plateau",
-    "summarize",
-    "History",
-    "Run",
-    "TensorBoardCallback",
-    "load_sweep",
-    "sweep",
-    "sweep_curves",
-    "sweep_heatmap",
-    "StopAfterSteps",
-    "TrainConfig",
-    "Trainer",
-    "__version__",
-    "load_checkpoint",
-    "presets",
-    "train",
-]
+# public name -> (module, attribute); attribute None: the module itself
+_EXPORTS: dict[str, tuple[str, str | None]] = {
+    # training
+    "TrainConfig": ("nbtrain.training.config", "TrainConfig"),
+    "presets": ("nbtrain.training.presets", None),
+    "History": ("nbtrain.training.history", "History"),
+    "Callback": ("nbtrain.training.callbacks", "Callback"),
+    "StopAfterSteps": ("nbtrain.training.callbacks", "StopAfterSteps"),
+    "Run": ("nbtrain.training.trainer", "Run"),
+    "Trainer": ("nbtrain.training.trainer", "Trainer"),
+    "train": ("nbtrain.training.trainer", "train"),
+    "load_checkpoint": ("nbtrain.training.runfolder", "load_checkpoint"),
+    "LoadedRun": ("nbtrain.training.runfolder", "LoadedRun"),
+    "RunFolderError": ("nbtrain.training.runfolder", "RunFolderError"),
+    "load_run": ("nbtrain.training.runfolder", "load_run"),
+    "TensorBoardCallback": ("nbtrain.training.tensorboard", "TensorBoardCallback"),
+    # the reference experiment
+    "make_reference_data": ("nbtrain.reference.data", "make_reference_data"),
+    "ReferenceModel": ("nbtrain.reference.models", "ReferenceModel"),
+    # diagnosis
+    "Diagnosis": ("nbtrain.diagnosis.findings", "Diagnosis"),
+    "Finding": ("nbtrain.diagnosis.findings", "Finding"),
+    "diagnose": ("nbtrain.diagnosis.diagnostics", "diagnose"),
+    "PlateauState": ("nbtrain.diagnosis.plateau", "PlateauState"),
+    "plateau_state": ("nbtrain.diagnosis.plateau", "plateau_state"),
+    "simulate_plateau": ("nbtrain.diagnosis.plateau", "simulate_plateau"),
+    "Expectations": ("nbtrain.diagnosis.expectations", "Expectations"),
+    "Verdict": ("nbtrain.diagnosis.expectations", "Verdict"),
+    "check_expectations": ("nbtrain.diagnosis.expectations", "check_expectations"),
+    "round1_symptoms": ("nbtrain.diagnosis.symptoms", "round1_symptoms"),
+    "summarize": ("nbtrain.diagnosis.summary", "summarize"),
+    # probes
+    "LRRangeResult": ("nbtrain.probes.core", "LRRangeResult"),
+    "LayerStats": ("nbtrain.probes.core", "LayerStats"),
+    "NoiseScaleResult": ("nbtrain.probes.core", "NoiseScaleResult"),
+    "SharpnessResult": ("nbtrain.probes.core", "SharpnessResult"),
+    "gradient_noise_scale": ("nbtrain.probes.core", "gradient_noise_scale"),
+    "layer_stats_dataframe": ("nbtrain.probes.core", "layer_stats_dataframe"),
+    "lr_range_test": ("nbtrain.probes.core", "lr_range_test"),
+    "probe_findings": ("nbtrain.probes.core", "probe_findings"),
+    "sharpness": ("nbtrain.probes.core", "sharpness"),
+    "stability_threshold": ("nbtrain.probes.core", "stability_threshold"),
+    # views
+    "plots": ("nbtrain.views.plots", None),
+    "compare_runs": ("nbtrain.views.compare", "compare_runs"),
+    "Dashboard": ("nbtrain.views.widgets", "Dashboard"),
+    # sweeps
+    "sweep": ("nbtrain.sweeps.runner", "sweep"),
+    "load_sweep": ("nbtrain.sweeps.runner", "load_sweep"),
+    "sweep_curves": ("nbtrain.sweeps.plots", "sweep_curves"),
+    "sweep_heatmap": ("nbtrain.sweeps.plots", "sweep_heatmap"),
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name, attr = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'nbtrain' has no attribute {name!r}") from None
+    module = importlib.import_module(module_name)
+    value = module if attr is None else getattr(module, attr)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from . import presets
-from .config import TrainConfig
+from .training import presets
+from .training.config import TrainConfig
 
 
 class CommandError(Exception):
@@ -35,7 +35,7 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .trainer import train
+    from .training.trainer import train
 
     config = _config_from_args(args)
     out = Path(args.out) if args.out else Path("runs") / (config.name or "run")
@@ -52,8 +52,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
-    from .compare import load_run
-    from .diagnostics import diagnose
+    from .views.compare import load_run
+    from .diagnosis.diagnostics import diagnose
 
     loaded = load_run(args.run_dir)
     diagnosis = diagnose(loaded.history, loaded.config)
@@ -67,7 +67,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .compare import compare_runs
+    from .views.compare import compare_runs
 
     if len(args.run_dirs) < 2:
         raise CommandError("compare needs at least two run folders")
@@ -82,11 +82,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Train round 1 and round 2 from the same seed, diagnose both, write a summary."""
-    from .compare import compare_runs, load_run
-    from .diagnostics import diagnose
-    from .expectations import check_expectations
-    from .history import atomic_write_text
-    from .trainer import train
+    from .views.compare import compare_runs, load_run
+    from .diagnosis.diagnostics import diagnose
+    from .diagnosis.expectations import check_expectations
+    from .files import atomic_write_text
+    from .training.trainer import train
 
     out = Path(args.out)
     configs = [presets.ROUND1, presets.ROUND2]
@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-png", action="store_true")
     p.set_defaults(func=cmd_compare)
 
-    from .sweep import add_sweep_parser
+    from .sweeps.runner import add_sweep_parser
 
     add_sweep_parser(sub)
     return parser

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from nbtrain import History, TrainConfig
-from nbtrain.plateau import simulate_plateau
+from nbtrain.diagnosis.plateau import simulate_plateau
 
 SEED_VAL = [0.8294, 0.5869, 0.6093, 0.6127, 0.6011, 0.5884]
 SEED_MAX_NORM = [2, 6, 7, 14, 16, 18]

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from nbtrain.data import (REFERENCE_TASK, LorenzTask, Normalizer, ReferenceData,
+from nbtrain.reference.data import (REFERENCE_TASK, LorenzTask, Normalizer, ReferenceData,
                           lorenz_trajectory, make_reference_data)
 
 

@@ -19,7 +19,7 @@ from histories import (
 )
 
 from nbtrain import History, TrainConfig
-from nbtrain.diagnostics import (
+from nbtrain.diagnosis.diagnostics import (
     CODES,
     GRADIENT_GROWTH,
     HEAVY_CLIPPING,

@@ -16,7 +16,7 @@ from histories import (
     seed_frame,
 )
 
-from nbtrain.expectations import (
+from nbtrain.diagnosis.expectations import (
     HELD,
     NOT_CHECKED,
     NOT_ENOUGH_EPOCHS,

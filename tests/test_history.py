@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from nbtrain import History, TrainConfig, train
-from nbtrain.history import EPOCH_COLUMNS, STEP_COLUMNS, atomic_write_text
+from nbtrain.files import atomic_write_text
+from nbtrain.training.history import EPOCH_COLUMNS, STEP_COLUMNS
 
 from tasks import make_mlp, make_regression
 

@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from nbtrain import presets
-from nbtrain.config import TrainConfig
-from nbtrain.liveplot import PlotProcess, PlotProcessError, render_png
+from nbtrain.training.config import TrainConfig
+from nbtrain.views.liveplot import PlotProcess, PlotProcessError, render_png
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -72,7 +72,7 @@ def test_a_dead_helper_raises_and_close_is_idempotent(helper):
 
 def test_the_helper_script_never_imports_torch():
     # Run the helper's module as the helper runs it and ask what it imported.
-    import nbtrain.liveplot as lp
+    import nbtrain.views.liveplot as lp
 
     code = (
         "import runpy, sys; sys.argv = ['liveplot.py']; "

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from nbtrain.models import ReferenceModel, count_parameters
+from nbtrain.reference.models import ReferenceModel, count_parameters
 
 
 def test_parameter_count_matches_the_researchers_model():

@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nbtrain.plateau import plateau_state, simulate_plateau
+from nbtrain.diagnosis.plateau import plateau_state, simulate_plateau
 
 SEED_VAL = [0.8294, 0.5869, 0.6093, 0.6127, 0.6011, 0.5884]
 

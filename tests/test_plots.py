@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 from histories import HEALTHY_CONFIG, healthy_history, seed_frame  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
 
-from nbtrain.plots import (  # noqa: E402
+from nbtrain.views.plots import (  # noqa: E402
     dashboard,
     plot_clip_fraction,
     plot_grad_norms,

@@ -14,7 +14,7 @@ from torch.func import functional_call
 from torch.utils.data import TensorDataset
 
 from nbtrain import History, TrainConfig, train
-from nbtrain.probes import (
+from nbtrain.probes.core import (
     LayerStats,
     LRRangeResult,
     NoiseScaleResult,

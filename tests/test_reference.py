@@ -4,7 +4,7 @@ import pytest
 
 import nbtrain
 from nbtrain import presets
-from nbtrain.symptoms import round1_symptoms
+from nbtrain.diagnosis.symptoms import round1_symptoms
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ import pytest
 from torch.utils.data import TensorDataset
 
 from nbtrain import TrainConfig
-from nbtrain.sweep import (
+from nbtrain.sweeps.runner import (
     DONE_FILE,
     RESULTS_FILE,
     add_sweep_parser,
@@ -25,7 +25,7 @@ from nbtrain.sweep import (
     sweep,
     sweep_command,
 )
-from nbtrain.sweep_plots import sweep_curves, sweep_heatmap
+from nbtrain.sweeps.plots import sweep_curves, sweep_heatmap
 
 from tasks import make_mlp, make_regression
 
@@ -226,7 +226,7 @@ def test_a_changed_base_config_is_not_reused(local_sweep, tmp_path):
     assert log.read_text().split() == ["0"]
     assert table["epochs_done"].tolist() == [2]
     # nor a trial that another model_fn trained (the functions' qualified names are recorded)
-    from nbtrain.sweep import _callable_name, _read_done
+    from nbtrain.sweeps.runner import _callable_name, _read_done
 
     trial = plan(BASE.replace(epochs=2), grid, [0], out)[0]
     config = BASE.replace(epochs=2, lr=1e-2, grad_clip=0.5, seed=0, name=f"tiny lr=0.01_clip=0.5 seed=0").to_dict()
@@ -363,7 +363,7 @@ def test_sweep_file_and_command(tmp_path, monkeypatch, capsys):
         return pd.DataFrame(rows)
 
     # `nbtrain.sweep` is the function (exported by the package); patch it in its module
-    monkeypatch.setattr(sys.modules["nbtrain.sweep"], "sweep", fake_sweep)
+    monkeypatch.setattr(sys.modules["nbtrain.sweeps.runner"], "sweep", fake_sweep)
     assert args.func(args) == 0
     base, grid, seeds, kw = calls[0]
     assert base.epochs == 1 and grid == {"lr": [1e-5, 5e-6]} and seeds == [0, 1]

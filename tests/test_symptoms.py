@@ -1,7 +1,7 @@
 import pytest
 
 from nbtrain import History
-from nbtrain.symptoms import round1_symptoms, symptoms_hold
+from nbtrain.diagnosis.symptoms import round1_symptoms, symptoms_hold
 
 
 def _history(norms_by_epoch, val, clip=2.0, lr=None):

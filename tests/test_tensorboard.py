@@ -3,7 +3,7 @@ import sys
 import pytest
 
 from nbtrain import TrainConfig, train
-from nbtrain.tensorboard import EPOCH_SCALARS, STEP_SCALARS, TensorBoardCallback
+from nbtrain.training.tensorboard import EPOCH_SCALARS, STEP_SCALARS, TensorBoardCallback
 
 pytest.importorskip("tensorboard", reason="the TensorBoard callback needs the tensorboard extra")
 

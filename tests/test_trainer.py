@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 import nbtrain
 from nbtrain import Callback, StopAfterSteps, TrainConfig, load_checkpoint, train
-from nbtrain.trainer import CHECKPOINT_FILE
+from nbtrain.training.runfolder import CHECKPOINT_FILE
 
 from tasks import make_mlp, make_regression
 
@@ -51,7 +51,7 @@ def test_user_model_trains_and_records_every_step(tiny_task, quiet):
     for row in h.steps:
         assert set(row) >= {"epoch", "step", "loss", "grad_norm", "clipped", "clip_factor", "lr"}
     for row in h.epochs:
-        assert set(row) >= set(nbtrain.history.EPOCH_COLUMNS)
+        assert set(row) >= set(nbtrain.training.history.EPOCH_COLUMNS)
     assert sum(1 for line in quiet if line.startswith("epoch ")) == 3
 
 
@@ -375,7 +375,7 @@ def test_reuse_of_the_reference_experiment_checks_the_data_task(tmp_path, quiet)
     config = nbtrain.presets.ROUND1.replace(epochs=1)
     first = train(config, out=tmp_path, sink=quiet.append)
     status = json.loads((tmp_path / "status.json").read_text())
-    assert status["data"] == nbtrain.data.REFERENCE_TASK.fingerprint() == first.history.meta["data"]
+    assert status["data"] == nbtrain.reference.data.REFERENCE_TASK.fingerprint() == first.history.meta["data"]
     assert "loaded from" in train(config, out=tmp_path, reuse=True, sink=quiet.append).message
     status["data"] = status["data"].replace("n_val=", "n_val=9")
     (tmp_path / "status.json").write_text(json.dumps(status))

@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from nbtrain import presets
-from nbtrain.callbacks import Callback
-from nbtrain.config import TrainConfig
-from nbtrain.widgets import Dashboard, dashboard, markdown_to_html, render_png
+from nbtrain.training.callbacks import Callback
+from nbtrain.training.config import TrainConfig
+from nbtrain.views.widgets import Dashboard, dashboard, markdown_to_html, render_png
 
 PNG = b"\x89PNG"
 WAIT = 60  # seconds; generous, the machine is shared

@@ -32,11 +32,11 @@ Epoch rows (``History.epochs``)::
 from __future__ import annotations
 
 import json
-import math
 import os
-import tempfile
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable
+from typing import Iterable
+
+from ..files import atomic_write_text, from_json_safe, to_json_safe, to_python
 
 STEP_COLUMNS = ("epoch", "step", "loss", "grad_norm", "clipped", "clip_factor", "lr")
 EPOCH_COLUMNS = (
@@ -58,67 +58,6 @@ TIMING_COLUMNS = ("epoch_time_s",)
 _FORMAT = "nbtrain.history/1"
 
 
-def _json_safe(value: Any) -> Any:
-    """Convert numpy / torch scalars to Python numbers; NaN and inf stay floats."""
-    if isinstance(value, (bool, int, float, str)) or value is None:
-        return value
-    if hasattr(value, "item"):  # numpy or torch scalar
-        return value.item()
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    raise TypeError(f"history values must be numbers, strings or lists, got {type(value).__name__}: {value!r}")
-
-
-def _encode(value: Any) -> Any:
-    # JSON has no NaN/inf; store them as strings so a diverged run still round-trips.
-    if isinstance(value, float) and not math.isfinite(value):
-        return {"float": repr(value)}
-    if isinstance(value, list):
-        return [_encode(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _encode(v) for k, v in value.items()}
-    return value
-
-
-def _decode(value: Any) -> Any:
-    if isinstance(value, dict):
-        if set(value) == {"float"}:
-            return float(value["float"])
-        return {k: _decode(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decode(v) for v in value]
-    return value
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], binary: bool = False) -> Path:
-    """Call ``write(file)`` on a temporary file beside ``path``, fsync, then rename over ``path``.
-
-    A crash midway leaves the previous file untouched and no temporary file behind.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (see ``atomic_write``)."""
-    atomic_write(path, lambda fh: fh.write(text))
-
-
 class History:
     """Per-step and per-epoch records of one run, plus free-form ``meta``."""
 
@@ -134,10 +73,10 @@ class History:
 
     # -- building ---------------------------------------------------------------------
     def add_step(self, row: dict) -> None:
-        self.steps.append({k: _json_safe(v) for k, v in row.items()})
+        self.steps.append(_plain_row(row))
 
     def add_epoch(self, row: dict) -> None:
-        self.epochs.append({k: _json_safe(v) for k, v in row.items()})
+        self.epochs.append(_plain_row(row))
 
     def truncate(self, n_epochs: int) -> None:
         """Keep only the first ``n_epochs`` epochs (and their steps)."""
@@ -145,7 +84,7 @@ class History:
         self.steps = [r for r in self.steps if r["epoch"] < n_epochs]
 
     def copy(self) -> "History":
-        return History(self.steps, self.epochs, json.loads(json.dumps(_encode(self.meta))))
+        return History(self.steps, self.epochs, from_json_safe(json.loads(json.dumps(to_json_safe(self.meta)))))
 
     # -- views ------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -201,7 +140,7 @@ class History:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the history as JSON, atomically. Non-finite floats survive the trip."""
         path = Path(path)
-        atomic_write_text(path, json.dumps(_encode(self.to_dict()), separators=(",", ":")))
+        atomic_write_text(path, json.dumps(to_json_safe(self.to_dict()), separators=(",", ":"), allow_nan=False))
         return path
 
     @classmethod
@@ -210,7 +149,7 @@ class History:
         if not path.is_file():
             raise FileNotFoundError(f"no history file at {path}")
         try:
-            data = _decode(json.loads(path.read_text(encoding="utf-8")))
+            data = from_json_safe(json.loads(path.read_text(encoding="utf-8")))
         except json.JSONDecodeError as exc:
             raise ValueError(f"history file {path} is not valid JSON: {exc}") from exc
         return cls.from_dict(data)
@@ -218,12 +157,16 @@ class History:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, History):
             return NotImplemented
-        return _encode(self.steps) == _encode(other.steps) and _encode(self.epochs) == _encode(other.epochs)
+        return to_json_safe(self.steps) == to_json_safe(other.steps) and to_json_safe(self.epochs) == to_json_safe(other.epochs)
+
+
+def _plain_row(row: dict) -> dict:
+    """A row of Python numbers (numpy and torch scalars converted; NaN stays a float)."""
+    try:
+        return to_python(dict(row))
+    except TypeError as exc:
+        raise TypeError(f"history {exc}") from None
 
 
 def _row_from_pandas(row: dict) -> dict:
-    out = {}
-    for k, v in row.items():
-        v = _json_safe(v)
-        out[str(k)] = v
-    return out
+    return _plain_row(row)

@@ -100,7 +100,7 @@ class TrainConfig:
     def to_json(self, path: str | os.PathLike | None = None) -> str:
         text = json.dumps(self.to_dict(), indent=2) + "\n"
         if path is not None:
-            from .history import atomic_write_text
+            from ..files import atomic_write_text
 
             atomic_write_text(path, text)
         return text

@@ -53,16 +53,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .diagnostics import (
-    PLATEAU_MIN_IMPROVEMENT,
-    PLATEAU_WINDOW,
-    RunData,
-    Settings,
-    _jsonable,
-    _num,
-    as_run_data,
-    resolve_settings,
-)
+from ..files import to_json_safe, to_python
+from .diagnostics import PLATEAU_MIN_IMPROVEMENT, PLATEAU_WINDOW
+from .formatting import _num
+from .run_data import RunData, as_run_data
+from .settings import Settings, resolve_settings
 from .plateau import plateau_state
 
 HELD = "held"
@@ -90,7 +85,7 @@ class Verdict:
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
-        self.evidence = _jsonable(self.evidence)
+        self.evidence = to_python(self.evidence)
 
     @property
     def held(self) -> bool:
@@ -98,7 +93,7 @@ class Verdict:
 
     def to_dict(self) -> dict:
         return {"name": self.name, "claim": self.claim, "status": self.status,
-                "evidence": self.evidence, "detail": self.detail}
+                "evidence": to_json_safe(self.evidence), "detail": self.detail}
 
 
 class Expectations(list):

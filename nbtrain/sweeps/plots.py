@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .sweep import SHORT_NAMES
+from .runner import SHORT_NAMES
 
 SPREADS = ("std", "minmax")
 
@@ -131,7 +131,7 @@ def sweep_heatmap(
 def _history_frame(run_dir: str):
     from pathlib import Path
 
-    from .history import History
+    from ..training.history import History
 
     path = Path(run_dir) / "history.json"
     if not path.is_file():

@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .config import TrainConfig
-from .history import atomic_write_text
+from ..training.config import TrainConfig
+from ..files import atomic_write_text, from_json_safe, to_json_safe
 
 DONE_FILE = "done.json"
 SPEC_FILE = "sweep.json"
@@ -188,7 +188,7 @@ def _empty_row(trial: Trial) -> dict:
 
 
 def _summary_row(trial: Trial, history, config: TrainConfig) -> dict:
-    from .compare import summarize
+    from ..diagnosis.summary import summarize
 
     s = summarize(history, config)
     row = _empty_row(trial)
@@ -226,7 +226,7 @@ def run_trial(trial: Trial, model_fn: ModelFn | None = None, data_fn: DataFn | N
     """
     import torch
 
-    from .trainer import CHECKPOINT_FILE, load_checkpoint, train
+    from ..training.trainer import CHECKPOINT_FILE, load_checkpoint, train
 
     if (model_fn is None) != (data_fn is None):
         raise ValueError("give both model_fn and data_fn, or neither (the reference experiment)")
@@ -283,16 +283,14 @@ def run_trial(trial: Trial, model_fn: ModelFn | None = None, data_fn: DataFn | N
 
 
 def _write_done(run_dir: Path, config: dict | None, fns: dict, row: dict) -> None:
-    from .history import _encode
 
     payload = {"format": "nbtrain.sweep-trial/1", "config": config, "callables": fns, "row": row}
-    atomic_write_text(run_dir / DONE_FILE, json.dumps(_encode(payload), indent=1) + "\n")
+    atomic_write_text(run_dir / DONE_FILE, json.dumps(to_json_safe(payload), indent=1) + "\n")
 
 
 def _decode_row(row: dict) -> dict:
-    from .history import _decode
 
-    return _decode(row)
+    return from_json_safe(row)
 
 
 # -- backends ------------------------------------------------------------------------------
@@ -528,14 +526,13 @@ def _table(rows: Sequence[dict], grid_keys: Sequence[str]):
 
 
 def _write_spec(out: Path, base: TrainConfig, grid: dict, seeds: list, fns: dict) -> None:
-    from .history import _encode
 
     spec = {"format": "nbtrain.sweep/1", "base": base.to_dict(), "grid": grid, "seeds": seeds, "callables": fns}
     try:
-        text = json.dumps(_encode(spec), indent=1) + "\n"
+        text = json.dumps(to_json_safe(spec), indent=1) + "\n"
     except TypeError:  # grid values JSON cannot hold: keep their repr
         spec["grid"] = {k: [repr(v) for v in vs] for k, vs in grid.items()}
-        text = json.dumps(_encode(spec), indent=1) + "\n"
+        text = json.dumps(to_json_safe(spec), indent=1) + "\n"
     atomic_write_text(out / SPEC_FILE, text)
 
 
@@ -548,15 +545,14 @@ def load_sweep(out: str | os.PathLike):
     spec_path = out / SPEC_FILE
     if not spec_path.is_file():
         raise FileNotFoundError(f"no sweep at {out}: {SPEC_FILE} is missing (run nbtrain.sweep with out={str(out)!r})")
-    from .history import _decode
 
-    spec = _decode(json.loads(spec_path.read_text(encoding="utf-8")))
+    spec = from_json_safe(json.loads(spec_path.read_text(encoding="utf-8")))
     grid = spec.get("grid") or {}
     rows = []
     for trial in plan(TrainConfig.from_dict(spec["base"]), grid, spec["seeds"], out):
         path = Path(trial.run_dir) / DONE_FILE
         if path.is_file():
-            rows.append(_decode(json.loads(path.read_text(encoding="utf-8")))["row"])
+            rows.append(from_json_safe(json.loads(path.read_text(encoding="utf-8")))["row"])
     return _table(rows, list(grid))
 
 
@@ -577,7 +573,7 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
 
 def load_sweep_spec(path: str | os.PathLike) -> dict:
     """Read and check a sweep file; returns ``{"base": TrainConfig, "grid", "seeds", "backend", "out"}``."""
-    from . import presets
+    from ..training import presets
 
     path = Path(path)
     if not path.is_file():

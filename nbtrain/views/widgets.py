@@ -35,11 +35,11 @@ import ipywidgets as W
 import torch
 from torch import nn
 
-from . import presets
-from .callbacks import Callback
-from .config import TrainConfig
+from ..training import presets
+from ..training.callbacks import Callback
+from ..training.config import TrainConfig
 from .liveplot import PlotProcess, PlotProcessError, PlotProcessNotReady, render_png
-from .trainer import Run, Trainer
+from ..training.trainer import Run, Trainer
 
 # Fields the controls set; everything else comes from the last preset loaded.
 CONTROLLED_FIELDS = (

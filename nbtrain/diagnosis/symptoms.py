@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .diagnostics import as_run_data
+from .run_data import as_run_data
 
 
 def round1_symptoms(history: Any, late_epochs: tuple[int, ...] = (5, 6)) -> pd.DataFrame:

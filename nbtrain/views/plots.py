@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from .diagnostics import RunData, as_run_data, resolve_settings
+from ..diagnosis.run_data import RunData, as_run_data
+from ..diagnosis.settings import resolve_settings
 
 CLIP_LINE_LABEL = "clip threshold"
 

@@ -27,15 +27,22 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from .callbacks import Callback
 from .config import TrainConfig
-from .history import History, atomic_write, atomic_write_text
+from .. import measures
+from ..files import atomic_write_text
+from .history import History
+from .runfolder import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    HISTORY_FILE,
+    STATUS_FILE,
+    is_complete_run,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 Sink = Callable[[str], None]
 
-CHECKPOINT_FILE = "checkpoint.pt"
-HISTORY_FILE = "history.json"
-CONFIG_FILE = "config.json"
-STATUS_FILE = "status.json"
-_CKPT_FORMAT = "nbtrain.checkpoint/1"
 
 
 # -- results ---------------------------------------------------------------------------
@@ -142,31 +149,6 @@ def _grouped(batches: Iterable, n: int) -> Iterator[list]:
         yield group
 
 
-# -- checkpoints -----------------------------------------------------------------------
-def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
-    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``.
-
-    A crash midway leaves the previous checkpoint untouched.
-    """
-    return atomic_write(path, lambda fh: torch.save(state, fh), binary=True)
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Load a checkpoint written by nbtrain (``weights_only=True``: no code is unpickled)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt or foreign file
-        raise ValueError(f"checkpoint {path} could not be read: {exc}") from exc
-    if not isinstance(state, dict) or state.get("format") != _CKPT_FORMAT:
-        raise ValueError(f"checkpoint {path} is not an nbtrain checkpoint")
-    return state
-
-
 # -- the loop --------------------------------------------------------------------------
 class Trainer:
     """Owns one run: model, optimizer, scheduler, data and the History.
@@ -209,8 +191,8 @@ class Trainer:
 
         torch.manual_seed(config.seed)
         if model is None and train_data is None:
-            from .data import make_reference_data
-            from .models import ReferenceModel
+            from ..reference.data import make_reference_data
+            from ..reference.models import ReferenceModel
 
             self.reference_data = make_reference_data(config.resolved_data_seed, normalize=config.normalize)
             train_data, val_data = self.reference_data.train, self.reference_data.val
@@ -243,17 +225,8 @@ class Trainer:
     # -- set-up ----------------------------------------------------------------------
     def _make_scheduler(self):
         c = self.config
-        if c.scheduler == "plateau":
-            return torch.optim.lr_scheduler.ReduceLROnPlateau(
-                self.optimizer,
-                mode="min",
-                factor=c.scheduler_factor,
-                patience=c.scheduler_patience,
-                threshold=c.scheduler_threshold,
-                threshold_mode="rel",
-                cooldown=c.scheduler_cooldown,
-                min_lr=c.min_lr,
-            )
+        if measures.uses_plateau(c):
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, **measures.plateau_kwargs(c))
         if c.scheduler == "cosine_warm_restarts":
             return torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
                 self.optimizer, T_0=c.cosine_t0, T_mult=c.cosine_t_mult, eta_min=c.min_lr
@@ -329,7 +302,7 @@ class Trainer:
     # -- checkpoints -----------------------------------------------------------------
     def state_dict(self) -> dict:
         return {
-            "format": _CKPT_FORMAT,
+            "format": CHECKPOINT_FORMAT,
             "config": self.config.to_dict(),
             "epoch": self.epoch,
             "global_step": self.global_step,
@@ -539,30 +512,19 @@ class Trainer:
         return float(total) / n
 
 
-def _percentile(sorted_vals: list[float], q: float) -> float:
-    # linear interpolation, same as numpy.percentile's default
-    if not sorted_vals:
-        return float("nan")
-    pos = (len(sorted_vals) - 1) * q
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(sorted_vals) - 1)
-    return sorted_vals[lo] + (sorted_vals[hi] - sorted_vals[lo]) * (pos - lo)
-
-
 def _epoch_row(epoch: int, steps: list[dict], val_loss: float, lr_start: float, lr: float, seconds: float) -> dict:
-    norms = sorted(r["grad_norm"] for r in steps)
-    n = len(steps)
+    stats = measures.epoch_stats(steps)
     return {
         "epoch": epoch,
-        "train_loss": sum(r["loss"] for r in steps) / n if n else float("nan"),
+        "train_loss": stats["train_loss"],
         "val_loss": val_loss,
         "lr": lr,
         "lr_start": lr_start,
-        "grad_norm_p50": _percentile(norms, 0.5),
-        "grad_norm_p90": _percentile(norms, 0.9),
-        "grad_norm_max": norms[-1] if norms else float("nan"),
-        "clip_fraction": sum(1 for r in steps if r["clipped"]) / n if n else float("nan"),
-        "n_steps": n,
+        "grad_norm_p50": stats["grad_norm_p50"],
+        "grad_norm_p90": stats["grad_norm_p90"],
+        "grad_norm_max": stats["grad_norm_max"],
+        "clip_fraction": stats["clip_fraction"],
+        "n_steps": stats["n_steps"],
         "epoch_time_s": seconds,
     }
 
@@ -606,26 +568,9 @@ def train(
     trainer = Trainer(
         config, model, train_data, val_data, loss_fn, out=out, callbacks=callbacks, sink=sink, progress=progress
     )
-    if reuse and out is not None and _is_complete_run(Path(out), config, trainer.history.meta.get("data")):
+    if reuse and out is not None and is_complete_run(Path(out), config, trainer.history.meta.get("data")):
         trainer.resume_from(out)
         return Run(config, trainer.history, trainer.model.eval(), "completed", "loaded from " + str(out), Path(out))
     if resume is not None:
         trainer.resume_from(resume)
     return trainer.fit()
-
-
-def _is_complete_run(out: Path, config: TrainConfig, data: str | None) -> bool:
-    # ``data``: the reference data's fingerprint, so a cache made on other data (an older
-    # nbtrain's reference task) is trained afresh; None for the caller's own data.
-    try:
-        status = json.loads((out / STATUS_FILE).read_text())
-        saved = TrainConfig.from_json(out / CONFIG_FILE)
-    except (OSError, ValueError):
-        return False
-    return (
-        status.get("status") == "completed"
-        and status.get("epochs") == config.epochs
-        and saved == config
-        and status.get("data") == data
-        and (out / CHECKPOINT_FILE).is_file()
-    )

@@ -26,12 +26,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from .callbacks import Callback
-from .diagnostics import Finding
+from ..training.callbacks import Callback
+from ..diagnosis.findings import Finding
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .history import History
-    from .trainer import Trainer
+    from ..training.history import History
+    from ..training.trainer import Trainer
 
 # finding codes the probes add to those of nbtrain.diagnostics
 LR_ABOVE_STABLE_RANGE = "LR_ABOVE_STABLE_RANGE"

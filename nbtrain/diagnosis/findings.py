@@ -1,0 +1,135 @@
+"""Findings and the diagnosis report: stable codes, severities, evidence, the markdown.
+
+The report (``Diagnosis.to_markdown()``) follows the write-up's structure: issues (problem,
+evidence, root cause), suggested fixes (change, rationale), what to monitor.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from ..files import to_json_safe, to_python
+
+# -- finding codes (stable: tests, notebooks and the CLI's JSON rely on them) -----------
+NON_FINITE = "NON_FINITE"
+LR_NOT_ADAPTING = "LR_NOT_ADAPTING"
+RUN_TOO_SHORT_FOR_PATIENCE = "RUN_TOO_SHORT_FOR_PATIENCE"
+SCHEDULER_MISMATCH = "SCHEDULER_MISMATCH"
+GRADIENT_GROWTH = "GRADIENT_GROWTH"
+HEAVY_CLIPPING = "HEAVY_CLIPPING"
+VAL_FLUCTUATING = "VAL_FLUCTUATING"
+OVERFITTING = "OVERFITTING"
+TRAIN_LOSS_PLATEAU = "TRAIN_LOSS_PLATEAU"
+
+CODES: dict[str, str] = {
+    NON_FINITE: "a loss, gradient norm or LR in the log is NaN or infinite",
+    LR_NOT_ADAPTING: "plateau scheduler, LR unchanged while the validation loss has not beaten its best "
+    "(by the scheduler's threshold) for 2+ epochs; gives the scheduler's real state and next cut",
+    RUN_TOO_SHORT_FOR_PATIENCE: "fewer than patience + 2 epochs and the validation loss stalled at the end: "
+    "ReduceLROnPlateau could not have cut the LR in this run",
+    SCHEDULER_MISMATCH: "the logged LR differs from what ReduceLROnPlateau with the given settings produces",
+    GRADIENT_GROWTH: "pre-clip gradient norms (per-epoch p50/p90/max) grew at least 2x with a rising log-linear trend",
+    HEAVY_CLIPPING: "more than half of the optimizer steps were clipped, overall or in the last epoch (from step "
+    "flags or clip_fraction; else from grad_norm_p50 above the threshold)",
+    VAL_FLUCTUATING: "validation loss 2+ epochs past its best without the overfitting pattern; the evidence "
+    "separates up-and-down noise (swing, scatter around the trend) from a one-way stall",
+    OVERFITTING: "over the last epochs the training loss falls while the validation loss rises",
+    TRAIN_LOSS_PLATEAU: "training loss improved by less than 1% over its previous best in the last 3 epochs",
+}
+
+SEVERITIES = ("info", "warning", "critical")
+
+
+# -- results ---------------------------------------------------------------------------
+@dataclass
+class Finding:
+    """One issue found in a log, with the numbers that show it."""
+
+    code: str
+    severity: str  # "info" | "warning" | "critical"
+    title: str  # short name of the issue
+    problem: str  # one sentence: what is wrong, with numbers
+    evidence: dict  # numbers taken from the history (JSON-safe)
+    explanation: str  # root cause, in plain language
+    suggestion: str  # the change to make
+    rationale: str = ""  # why that change helps
+    monitor: str = ""  # what to watch in the next run
+    evidence_text: list[str] = field(default_factory=list)  # the evidence, as sentences
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"severity must be one of {SEVERITIES}, got {self.severity!r}")
+        self.evidence = to_python(self.evidence)
+
+    def to_dict(self) -> dict:
+        return to_json_safe(dataclasses.asdict(self))
+
+
+@dataclass
+class Diagnosis:
+    """All findings on one log, plus what was not checked and what was assumed."""
+
+    findings: list[Finding] = field(default_factory=list)
+    not_checked: list[str] = field(default_factory=list)
+    assumptions: list[str] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)  # the LR/scheduler/clip settings the checks used
+
+    @property
+    def codes(self) -> list[str]:
+        return [f.code for f in self.findings]
+
+    def get(self, code: str) -> Finding | None:
+        """The finding with this code, or None."""
+        return next((f for f in self.findings if f.code == code), None)
+
+    def __contains__(self, code: object) -> bool:
+        return code in self.codes
+
+    def __len__(self) -> int:
+        return len(self.findings)
+
+    def __iter__(self):
+        return iter(self.findings)
+
+    def to_dict(self) -> dict:
+        return {
+            "findings": [f.to_dict() for f in self.findings],
+            "not_checked": list(self.not_checked),
+            "assumptions": list(self.assumptions),
+            "settings": to_json_safe(self.settings),
+        }
+
+    def to_markdown(self, title: str = "Training diagnosis") -> str:
+        lines = [f"# {title}", "", "## Issues identified", ""]
+        if not self.findings:
+            lines += ["No issues found by the checks that could be run.", ""]
+        for i, f in enumerate(self.findings, 1):
+            lines += [f"### {i}. {f.title}", f"`{f.code}` ({f.severity})", "", f"- **Problem**: {f.problem}"]
+            if f.evidence_text:
+                lines.append("- **Evidence**:")
+                lines += [f"  - {e}" for e in f.evidence_text]
+            lines += [f"- **Root cause**: {f.explanation}", ""]
+        if self.findings:
+            lines += ["## Suggested fixes", ""]
+            for i, f in enumerate(self.findings, 1):
+                lines += [f"### {i}. {f.title}", f"**Change**: {f.suggestion}", ""]
+                if f.rationale:
+                    lines += [f"**Rationale**: {f.rationale}", ""]
+            lines += ["## What to monitor next", ""]
+            lines += [f"{i}. **{f.title}**: {f.monitor}" for i, f in enumerate(self.findings, 1) if f.monitor]
+            lines.append("")
+        lines += ["## Not checked", ""]
+        lines += [f"- {n}" for n in self.not_checked] or ["- Nothing: every check had the data it needs."]
+        if self.assumptions:
+            lines += ["", "## Assumptions", ""] + [f"- {a}" for a in self.assumptions]
+        return "\n".join(lines).rstrip() + "\n"
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+    def __repr__(self) -> str:
+        return f"Diagnosis(codes={self.codes}, not_checked={len(self.not_checked)})"
+
+
+__all__ = ["CODES", "Diagnosis", "Finding", "SEVERITIES", *CODES]

@@ -1,0 +1,42 @@
+"""Headline numbers of one run, the same ones in comparisons, sweeps and the demo."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .run_data import as_run_data
+from .settings import resolve_settings
+
+
+def summarize(history: Any, config: Any = None) -> dict:
+    """Headline numbers of one run (JSON-safe; None where the log lacks the data).
+
+    ``grad_norm_growth_p50`` / ``_max`` are ``RunData.growth`` (defined in
+    ``nbtrain.measures``): the late third of the epochs against the first epoch.
+    ``lr_cuts`` counts the logged cuts of a plateau-scheduled run (None for other schedulers).
+    """
+    data = as_run_data(history)
+    settings, _ = resolve_settings(config, data)
+    val = data.col("val_loss")
+    out: dict[str, Any] = {"epochs": data.n_epochs}
+    if val is not None and np.isfinite(val).any():
+        i = int(np.nanargmin(np.where(np.isfinite(val), val, np.nan)))
+        out.update(best_val_loss=float(val[i]), best_epoch=data.epoch_numbers[i], final_val_loss=float(val[-1]))
+    else:
+        out.update(best_val_loss=None, best_epoch=None, final_val_loss=None)
+    for stat in ("p50", "max"):
+        g = data.growth(stat)
+        out[f"grad_norm_growth_{stat}"] = None if g is None else g.ratio
+    out["clip_fraction"] = data.clip_fraction()[0]
+    cuts = data.lr_cuts(settings.lr)
+    out["lr_cuts"] = None if cuts is None or settings.scheduler not in ("plateau", None) else len(cuts)
+    lr = data.col("lr")
+    out["final_lr"] = float(lr[-1]) if lr is not None else None
+    out.update(lr=settings.lr, grad_clip=settings.grad_clip, patience=settings.patience, scheduler=settings.scheduler)
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
+
+
+__all__ = ["summarize"]

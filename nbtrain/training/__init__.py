@@ -1,0 +1,1 @@
+"""Training: config and presets, the instrumented trainer, callbacks, history and run folders."""

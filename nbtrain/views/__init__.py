@@ -1,0 +1,1 @@
+"""Views: static plots, run comparison, live plots and the interactive dashboard."""
