@@ -1,18 +1,19 @@
 """Hand-made Histories for the diagnostics, expectations, plots and compare tests.
 
-``make_history`` builds step and epoch rows the way the trainer does (same columns, same
-per-epoch statistics), with the LR column produced by torch's rules via the simulator.
+``make_history`` builds step and epoch rows the way the trainer does (same columns, the
+per-epoch statistics of ``nbtrain.measures.epoch_stats``), with the LR column produced by
+torch's rules via the simulator.
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 
 from nbtrain import History, TrainConfig
 from nbtrain.diagnosis.plateau import simulate_plateau
+from nbtrain.measures import epoch_stats, plateau_kwargs
 
 SEED_VAL = [0.8294, 0.5869, 0.6093, 0.6127, 0.6011, 0.5884]
 SEED_MAX_NORM = [2, 6, 7, 14, 16, 18]
@@ -41,8 +42,7 @@ def make_history(
     train = train if train is not None else [1.2 / (1 + 0.3 * e) + 0.1 for e in range(n)]
     norms = norms if norms is not None else [[1.0 + 0.1 * math.sin(e * 20 + i) for i in range(20)] for e in range(n)]
     if lr is None:
-        lr = simulate_plateau(val, config.lr, config.scheduler_patience, config.scheduler_factor,
-                              config.scheduler_threshold, "rel", config.scheduler_cooldown, config.min_lr)
+        lr = simulate_plateau(val, config.lr, **plateau_kwargs(config))
     clip = config.grad_clip
     h = History(meta={"config": config.to_dict()})
     step = 0
@@ -56,13 +56,8 @@ def make_history(
             step += 1
         for r in rows:
             h.add_step(r)
-        g = np.array(norms[e], dtype=float)
-        h.add_epoch({
-            "epoch": e, "train_loss": train[e], "val_loss": val[e], "lr": lr[e], "lr_start": lr_start,
-            "grad_norm_p50": float(np.percentile(g, 50)), "grad_norm_p90": float(np.percentile(g, 90)),
-            "grad_norm_max": float(g.max()), "clip_fraction": float(np.mean([r["clipped"] for r in rows])),
-            "n_steps": len(rows), "epoch_time_s": 0.1,
-        })
+        h.add_epoch({"epoch": e, "val_loss": val[e], "lr": lr[e], "lr_start": lr_start, **epoch_stats(rows),
+                     "epoch_time_s": 0.1})
     return h
 
 

@@ -19,7 +19,9 @@ from histories import (
 )
 
 from nbtrain import History, TrainConfig
-from nbtrain.diagnosis.diagnostics import (
+from nbtrain.files import from_json_safe
+from nbtrain.diagnosis.diagnostics import diagnose
+from nbtrain.diagnosis.findings import (
     CODES,
     GRADIENT_GROWTH,
     HEAVY_CLIPPING,
@@ -31,7 +33,6 @@ from nbtrain.diagnosis.diagnostics import (
     TRAIN_LOSS_PLATEAU,
     VAL_FLUCTUATING,
     Diagnosis,
-    diagnose,
 )
 
 
@@ -136,6 +137,53 @@ def test_gradient_growth_and_heavy_clipping_fire_with_suggested_clip():
     assert h.evidence["clip_fraction"] > 0.5
     assert "lower LR" in h.explanation or "Lower the learning rate" in h.suggestion
     assert "Playbook" in h.explanation
+
+
+def test_gradient_growth_uses_the_measures_definition():
+    # 7 epochs: the late window is epochs 5-6, pooled, against epoch 0 (nbtrain.measures)
+    norms = growing_norms(7, start=0.6, factor=1.3)
+    cfg = HEALTHY_CONFIG.replace(grad_clip=2.0, epochs=7)
+    g = diagnose(make_history(HEALTHY_VAL[:7], norms=norms, config=cfg), cfg).get(GRADIENT_GROWTH)
+    p50 = g.evidence["grad_norm_p50"]
+    assert p50["late_epochs"] == [5, 6] and p50["source"] == "step rows"
+    assert p50["ratio"] == pytest.approx(np.median(norms[5] + norms[6]) / np.median(norms[0]))
+    assert g.evidence["grad_norm_max"]["ratio"] == pytest.approx(max(norms[6]) / max(norms[0]))
+    assert f"median {p50['ratio']:.2f}×" in g.problem and "epochs 5-6" in g.problem
+
+
+def test_heavy_clipping_problem_says_last_epoch_when_only_it_is_over_half():
+    norms = [[1.0 + 0.01 * i for i in range(20)] for _ in range(11)] + [[3.0] * 20]
+    cfg = HEALTHY_CONFIG.replace(grad_clip=2.0)
+    f = diagnose(make_history(HEALTHY_VAL, norms=norms, config=cfg), cfg).get(HEAVY_CLIPPING)
+    assert f.evidence["clip_fraction"] < 0.5 < f.evidence["clip_fraction_last_epoch"]
+    assert "in the last epoch (100%)" in f.problem and "8% overall" in f.problem
+    heavy = diagnose(make_history(HEALTHY_VAL, norms=growing_norms(12), config=cfg), cfg).get(HEAVY_CLIPPING)
+    assert heavy.evidence["clip_fraction"] > 0.5 and "optimizer steps overall" in heavy.problem
+
+
+def test_reference_specifics_only_in_reference_reports():
+    cfg = HEALTHY_CONFIG.replace(grad_clip=2.0)
+    h = make_history(HEALTHY_VAL, norms=growing_norms(12), config=cfg)
+    other = diagnose(h, cfg)
+    h.meta["experiment"] = "reference"
+    reference = diagnose(h, cfg)
+    assert set(other.codes) == set(reference.codes) >= {GRADIENT_GROWTH, HEAVY_CLIPPING}
+    for specific, code in (("chaotic systems do", GRADIENT_GROWTH), ("say 2.0 → 3.0", HEAVY_CLIPPING)):
+        assert specific in reference.get(code).explanation
+        assert specific not in other.to_markdown()
+
+
+def test_lr_not_adapting_does_not_vouch_for_a_mismatched_scheduler():
+    cfg = HEALTHY_CONFIG.replace(scheduler_patience=4)
+    val = [1.0, 0.8, 0.81, 0.79995, 0.805, 0.803]
+    matched = diagnose(make_history(val, config=cfg), cfg)
+    assert SCHEDULER_MISMATCH not in matched.codes
+    assert "working as specified" in matched.get(LR_NOT_ADAPTING).explanation
+    mismatched = diagnose(make_history(val, config=cfg, lr=[5e-4] * len(val)), cfg)
+    assert SCHEDULER_MISMATCH in mismatched.codes
+    f = mismatched.get(LR_NOT_ADAPTING)
+    assert "working as specified" not in f.explanation and "scheduler-mismatch" in f.explanation
+    assert f.evidence["scheduler_mismatch"] is True
 
 
 def test_heavy_clipping_from_medians_alone():
@@ -269,8 +317,21 @@ def test_bad_inputs(history, config, exc, match):
         diagnose(history, config)
 
 
-def test_nan_free_floats_in_evidence():
-    d = diagnose(make_history(HEALTHY_VAL, norms=growing_norms(12)), HEALTHY_CONFIG.replace(grad_clip=2.0))
-    for f in d.findings:
-        for v in json.loads(json.dumps(f.evidence)).values():
-            assert not (isinstance(v, float) and math.isnan(v))
+def test_non_finite_evidence_is_nan_in_memory_and_encoded_in_json():
+    h = healthy_history()
+    h.epochs[3]["val_loss"] = float("nan")
+    h.steps[50]["grad_norm"] = float("inf")
+    d = diagnose(h, HEALTHY_CONFIG)
+    ev = d.get(NON_FINITE).evidence
+    # in memory: the offending values themselves, as floats
+    assert isinstance(ev["epoch.val_loss"]["value"], float) and math.isnan(ev["epoch.val_loss"]["value"])
+    assert ev["step.grad_norm"]["value"] == math.inf
+    # as JSON: strict (no NaN literal), with the non-finite floats encoded ...
+    text = json.dumps(d.to_dict(), allow_nan=False)
+    raw = next(f for f in json.loads(text)["findings"] if f["code"] == NON_FINITE)["evidence"]
+    assert raw["epoch.val_loss"]["value"] == {"float": "nan"}
+    assert raw["step.grad_norm"]["value"] == {"float": "inf"}
+    # ... and decoded back to the same floats
+    back = next(f for f in from_json_safe(json.loads(text))["findings"] if f["code"] == NON_FINITE)["evidence"]
+    assert math.isnan(back["epoch.val_loss"]["value"]) and back["step.grad_norm"]["value"] == math.inf
+    assert back["epoch.val_loss"]["first_epoch"] == 3 and back["step.grad_norm"]["first_step"] == 50

@@ -1,6 +1,8 @@
 import pytest
 
-from nbtrain import History
+from histories import SEED_CONFIG
+
+from nbtrain import History, diagnose, summarize
 from nbtrain.diagnosis.symptoms import round1_symptoms, symptoms_hold
 
 
@@ -47,3 +49,31 @@ def test_needs_steps_and_enough_epochs():
     short = _history(GROWING[:4], WRITE_UP_VAL[:4])
     with pytest.raises(ValueError, match=r"no steps for epoch\(s\) \[5, 6\]"):
         round1_symptoms(short)
+
+
+def test_clip_criterion_is_absolute_when_epoch_0_clipped_nothing():
+    no_clip_at_0 = [[0.8, 1.0, 1.2, 1.5]] + GROWING[1:]
+    row = round1_symptoms(_history(no_clip_at_0, WRITE_UP_VAL)).set_index("id").loc["1d"]
+    assert row["measured"] == pytest.approx(0.75)  # the late epochs' share clipped, not an infinite ratio
+    assert row["bar"] == ">= 10% of steps" and "epoch 0 clipped none" in row["criterion"] and row["holds"]
+    barely = [[0.8, 1.0, 1.2, 1.5]] + [[1.5, 1.6, 1.7, 1.8]] * 6  # nothing clipped late either
+    row = round1_symptoms(_history(barely, WRITE_UP_VAL)).set_index("id").loc["1d"]
+    assert row["measured"] == 0.0 and not row["holds"]
+    relative = round1_symptoms(_history(GROWING, WRITE_UP_VAL)).set_index("id").loc["1d"]
+    assert relative["measured"] == pytest.approx(0.75 / 0.25) and relative["bar"] == ">= 2x"
+
+
+def test_growth_matches_summarize_and_diagnose():
+    h = _history(GROWING, WRITE_UP_VAL)
+    table = round1_symptoms(h).set_index("id")
+    summary = summarize(h, SEED_CONFIG)
+    growth = diagnose(h, SEED_CONFIG).get("GRADIENT_GROWTH").evidence
+    assert table.loc["1c", "measured"] == summary["grad_norm_growth_p50"] == growth["grad_norm_p50"]["ratio"]
+    assert table.loc["1b", "measured"] == summary["grad_norm_growth_max"] == growth["grad_norm_max"]["ratio"]
+    assert table.loc["1c", "measured"] == pytest.approx(3.0 / 1.1)  # pooled median of epochs 5-6 over epoch 0's
+
+
+def test_other_late_epochs_use_the_same_definition():
+    t = round1_symptoms(_history(GROWING, WRITE_UP_VAL), late_epochs=(3, 4)).set_index("id")
+    assert t.loc["1c", "measured"] == pytest.approx(2.6 / 1.1)  # median of [1.5, 2.2, 3.0, 4.0] twice
+    assert t.loc["1b", "measured"] == pytest.approx(4.0 / 2.5)

@@ -29,7 +29,8 @@ CODES: dict[str, str] = {
     RUN_TOO_SHORT_FOR_PATIENCE: "fewer than patience + 2 epochs and the validation loss stalled at the end: "
     "ReduceLROnPlateau could not have cut the LR in this run",
     SCHEDULER_MISMATCH: "the logged LR differs from what ReduceLROnPlateau with the given settings produces",
-    GRADIENT_GROWTH: "pre-clip gradient norms (per-epoch p50/p90/max) grew at least 2x with a rising log-linear trend",
+    GRADIENT_GROWTH: "pre-clip gradient norms grew at least 2x (median, 90th percentile or largest of the last third "
+    "of the epochs over the first epoch's, as in summarize) with a rising log-linear trend across epochs",
     HEAVY_CLIPPING: "more than half of the optimizer steps were clipped, overall or in the last epoch (from step "
     "flags or clip_fraction; else from grad_norm_p50 above the threshold)",
     VAL_FLUCTUATING: "validation loss 2+ epochs past its best without the overfitting pattern; the evidence "

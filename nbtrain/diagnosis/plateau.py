@@ -25,6 +25,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
+from ..files import to_json_safe
+
 MODES = ("min", "max")
 THRESHOLD_MODES = ("rel", "abs")
 
@@ -59,17 +61,11 @@ class PlateauState:
         return None if self.best_epoch is None else self.epochs_seen - 1 - self.best_epoch
 
     def to_dict(self) -> dict:
-        """Plain JSON-safe dict (non-finite floats become None)."""
+        """Plain JSON-safe dict (non-finite floats encoded by ``files.to_json_safe``)."""
         data = asdict(self)
         data["cuts"] = [list(c) for c in self.cuts]
         data["epochs_since_best"] = self.epochs_since_best
-        return {k: _finite_or_none(v) for k, v in data.items()}
-
-
-def _finite_or_none(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+        return to_json_safe(data)
 
 
 # -- validation ------------------------------------------------------------------------

@@ -59,6 +59,11 @@ class RunData:
         before = start[0] if start is not None and math.isfinite(start[0]) else initial_lr
         return measures.lr_cuts(lr.tolist(), self.epoch_numbers, before)
 
+    def cut_epochs(self, initial_lr: float | None = None) -> list[int] | None:
+        """The epochs of ``lr_cuts`` (whose scheduler step lowered the LR); None without an lr column."""
+        cuts = self.lr_cuts(initial_lr)
+        return None if cuts is None else [e for e, _, _ in cuts]
+
     def clip_fraction(self, upto_epoch: int | None = None) -> tuple[float | None, str]:
         """Share of the steps clipped (through ``upto_epoch``), and its source."""
         steps = self.steps
@@ -76,15 +81,30 @@ class RunData:
 
     def growth(self, stat: str = "p50") -> measures.Growth | None:
         """Gradient growth of the pre-clip norm (``measures`` defines it); None when unmeasurable."""
-        steps = self.steps
-        if steps is not None and {"grad_norm", "epoch"} <= set(steps.columns):
-            norms = pd.to_numeric(steps["grad_norm"], errors="coerce")
-            grouped = {int(e): g.tolist() for e, g in norms.groupby(steps["epoch"])}
+        grouped = self.norms_by_epoch()
+        if grouped is not None:
             return measures.growth_from_steps(grouped, stat)
         values = self.col(f"grad_norm_{stat}")
         if values is None:
             return None
         return measures.growth_from_epochs(values.tolist(), self.epoch_numbers, stat)
+
+    def norms_by_epoch(self) -> dict[int, list[float]] | None:
+        """The step rows' pre-clip ``grad_norm`` grouped by epoch; None without step norms."""
+        steps = self.steps
+        if steps is None or not {"grad_norm", "epoch"} <= set(steps.columns):
+            return None
+        norms = pd.to_numeric(steps["grad_norm"], errors="coerce")
+        return {int(e): g.tolist() for e, g in norms.groupby(steps["epoch"])}
+
+    def upto(self, last_epoch: int) -> "RunData":
+        """The same run cut after ``last_epoch`` (epoch and step rows alike)."""
+        epochs = self.epochs[self.epochs["epoch"] <= last_epoch].reset_index(drop=True)
+        steps = self.steps
+        if steps is not None and "epoch" in steps.columns:
+            steps = steps[steps["epoch"] <= last_epoch].reset_index(drop=True)
+            steps = steps if len(steps) else None
+        return RunData(epochs=epochs, steps=steps, meta=self.meta, notes=list(self.notes))
 
     def largest_norm(self) -> tuple[float | None, str]:
         """The largest finite pre-clip norm of the run, and its source."""

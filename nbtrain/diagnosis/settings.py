@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
+from .. import measures
 from ..training.config import TrainConfig
-from .formatting import _lr, _num
+from .formatting import lr_text, num
 from .run_data import RunData
 
 
@@ -35,6 +37,34 @@ class Settings:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def plateau_kwargs(self) -> dict:
+        """The keyword arguments of ``simulate_plateau`` / ``plateau_state`` (all but the
+        losses and the LR) for these settings: the same ones torch's ``ReduceLROnPlateau``
+        gets: ``measures.plateau_kwargs`` (mode ``"min"``, threshold mode ``"rel"``)."""
+        return measures.plateau_kwargs(SimpleNamespace(
+            scheduler_factor=self.factor,
+            scheduler_patience=self.patience,
+            scheduler_threshold=self.threshold,
+            scheduler_cooldown=self.cooldown,
+            min_lr=self.min_lr,
+        ))
+
+
+def _settings_of(c: TrainConfig, source: str) -> Settings:
+    """The settings of a TrainConfig (its clip threshold is known)."""
+    return Settings(
+        lr=c.lr,
+        scheduler=c.scheduler,
+        patience=c.scheduler_patience,
+        factor=c.scheduler_factor,
+        threshold=c.scheduler_threshold,
+        cooldown=c.scheduler_cooldown,
+        min_lr=c.min_lr,
+        grad_clip=c.grad_clip,
+        clip_known=True,
+        source=source,
+    )
+
 
 def resolve_settings(config: Any, data: RunData) -> tuple[Settings, list[str]]:
     """Settings from ``config`` (a TrainConfig or a dict of its fields), else the history's
@@ -55,22 +85,7 @@ def resolve_settings(config: Any, data: RunData) -> tuple[Settings, list[str]]:
                 assumptions.append(f"config has no {name!r}: assumed TrainConfig's default {getattr(_DEFAULTS, name)!r}")
         config = cfg
     if isinstance(config, TrainConfig):
-        c = config
-        return (
-            Settings(
-                lr=c.lr,
-                scheduler=c.scheduler,
-                patience=c.scheduler_patience,
-                factor=c.scheduler_factor,
-                threshold=c.scheduler_threshold,
-                cooldown=c.scheduler_cooldown,
-                min_lr=c.min_lr,
-                grad_clip=c.grad_clip,
-                clip_known=True,
-                source=source,
-            ),
-            assumptions,
-        )
+        return _settings_of(config, source), assumptions
     if config is not None:
         raise TypeError(f"config must be a TrainConfig, a dict of its fields or None, got {type(config).__name__}")
     return _infer_settings(data, assumptions)
@@ -84,7 +99,7 @@ def _infer_settings(data: RunData, assumptions: list[str]) -> tuple[Settings, li
         values = data.col(name, level)
         if values is not None and len(values) and math.isfinite(values[0]) and values[0] > 0:
             lr = float(values[0])
-            assumptions.append(f"no config: initial LR {_lr(lr)} taken from {what}")
+            assumptions.append(f"no config: initial LR {lr_text(lr)} taken from {what}")
             break
     epoch_lr = data.col("lr")
     scheduler: str | None = "plateau"
@@ -99,22 +114,9 @@ def _infer_settings(data: RunData, assumptions: list[str]) -> tuple[Settings, li
         )
     clip, clip_known = _infer_clip(data)
     if clip is not None:
-        assumptions.append(f"no config: clip threshold {_num(clip)} inferred from the clipped steps' clip_factor")
-    return (
-        Settings(
-            lr=lr,
-            scheduler=scheduler,
-            patience=d.scheduler_patience,
-            factor=d.scheduler_factor,
-            threshold=d.scheduler_threshold,
-            cooldown=d.scheduler_cooldown,
-            min_lr=d.min_lr,
-            grad_clip=clip,
-            clip_known=clip_known,
-            source="inferred",
-        ),
-        assumptions,
-    )
+        assumptions.append(f"no config: clip threshold {num(clip)} inferred from the clipped steps' clip_factor")
+    inferred = _settings_of(d, "inferred")
+    return dataclasses.replace(inferred, lr=lr, scheduler=scheduler, grad_clip=clip, clip_known=clip_known), assumptions
 
 
 def _infer_clip(data: RunData) -> tuple[float | None, bool]:
@@ -125,9 +127,9 @@ def _infer_clip(data: RunData) -> tuple[float | None, bool]:
     mask = s["clipped"].astype(bool)
     if not mask.any():
         return None, False
-    est = (s.loc[mask, "clip_factor"].astype(float) * (s.loc[mask, "grad_norm"].astype(float) + 1e-6)).median()
-    return (float(est), False) if math.isfinite(est) else (None, False)
-
+    estimates = s.loc[mask, "clip_factor"].astype(float) * (s.loc[mask, "grad_norm"].astype(float) + 1e-6)
+    est = measures.percentile(estimates.tolist(), 50)
+    return (est, False) if math.isfinite(est) else (None, False)
 
 
 __all__ = ["Settings", "resolve_settings"]

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import measures
 from .run_data import as_run_data
 from .settings import resolve_settings
 
@@ -16,7 +17,8 @@ def summarize(history: Any, config: Any = None) -> dict:
 
     ``grad_norm_growth_p50`` / ``_max`` are ``RunData.growth`` (defined in
     ``nbtrain.measures``): the late third of the epochs against the first epoch.
-    ``lr_cuts`` counts the logged cuts of a plateau-scheduled run (None for other schedulers).
+    ``lr_cuts`` counts the logged cuts (``measures.lr_cuts``) of a run with the plateau scheduler
+    or an unknown one (None for other schedulers).
     """
     data = as_run_data(history)
     settings, _ = resolve_settings(config, data)
@@ -32,7 +34,8 @@ def summarize(history: Any, config: Any = None) -> dict:
         out[f"grad_norm_growth_{stat}"] = None if g is None else g.ratio
     out["clip_fraction"] = data.clip_fraction()[0]
     cuts = data.lr_cuts(settings.lr)
-    out["lr_cuts"] = None if cuts is None or settings.scheduler not in ("plateau", None) else len(cuts)
+    plateau_or_unknown = measures.uses_plateau(settings) or settings.scheduler is None
+    out["lr_cuts"] = len(cuts) if cuts is not None and plateau_or_unknown else None
     lr = data.col("lr")
     out["final_lr"] = float(lr[-1]) if lr is not None else None
     out.update(lr=settings.lr, grad_clip=settings.grad_clip, patience=settings.patience, scheduler=settings.scheduler)

@@ -1,0 +1,138 @@
+"""HEAVY_CLIPPING, and the clipping numbers the gradient check quotes too.
+
+The share of steps clipped is ``RunData.clip_fraction`` (``measures.clip_fraction``); the
+last epoch's share is its ``clip_fraction`` row. Without either, epochs whose median
+pre-clip norm exceeds the threshold stand in (more than half of their steps were clipped).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ..findings import HEAVY_CLIPPING, Finding
+from ..formatting import and_list, join, num, percent
+from .context import PLAYBOOK, Context
+
+HEAVY_CLIP_FRACTION = 0.5  # the Tuning Playbook's "about half of all updates"
+
+
+@dataclass
+class ClipShare:
+    """Share of steps clipped: over the run, in its last epoch, and where it came from."""
+
+    overall: float | None
+    last: float | None
+    source: str
+
+    @property
+    def heavy_overall(self) -> bool:
+        return self.overall is not None and self.overall > HEAVY_CLIP_FRACTION
+
+    @property
+    def heavy_last(self) -> bool:
+        return self.last is not None and self.last > HEAVY_CLIP_FRACTION
+
+    def sentence(self, subject: str = "of all steps were clipped") -> str:
+        """``"47% of all steps were clipped (step rows); 62% in the last epoch."``"""
+        text = f"{percent(self.overall)} {subject} ({self.source})"
+        return text + (f"; {percent(self.last)} in the last epoch." if self.last is not None else ".")
+
+
+def clip_share(ctx: Context) -> ClipShare:
+    overall, source = ctx.data.clip_fraction()
+    per_epoch = ctx.data.col("clip_fraction")
+    last = float(per_epoch[-1]) if per_epoch is not None and math.isfinite(per_epoch[-1]) else None
+    if overall is None:
+        last = None
+    return ClipShare(overall, last, source)
+
+
+def suggested_clip(ctx: Context) -> tuple[float | None, str]:
+    """The Playbook's default threshold: the 90th percentile of the first epoch's pre-clip norms."""
+    p90 = ctx.data.col("grad_norm_p90")
+    if p90 is not None and math.isfinite(p90[0]):
+        return float(p90[0]), f"90th percentile of epoch {ctx.epochs[0]}'s pre-clip norms"
+    return None, ""
+
+
+def _epochs_median_above(ctx: Context) -> list[int]:
+    clip, p50 = ctx.s.grad_clip, ctx.data.col("grad_norm_p50")
+    if clip is None or p50 is None:
+        return []
+    return [ctx.epochs[i] for i, v in enumerate(p50) if math.isfinite(v) and v > clip]
+
+
+def check_clipping(ctx: Context) -> None:
+    share = clip_share(ctx)
+    over_half = _epochs_median_above(ctx)
+    if share.overall is None and not over_half:
+        if ctx.s.grad_clip is None and not ctx.s.clip_known:
+            ctx.skip("clip threshold unknown and no clip_fraction column or step 'clipped' flags: clipping not checked")
+        elif ctx.s.grad_clip is None:
+            ctx.skip("clipping is off (grad_clip None): clipping frequency not checked")
+        else:
+            ctx.skip("no clip_fraction column, step 'clipped' flags or grad_norm_p50: clipping frequency not checked")
+        return
+    if share.overall is not None:
+        heavy = share.heavy_overall or share.heavy_last
+    else:  # medians only: over half clipped in the last epoch, or in most epochs
+        heavy = ctx.epochs[-1] in over_half or len(over_half) > ctx.data.n_epochs / 2
+    if heavy:
+        ctx.add(_heavy_clipping(ctx, share, over_half))
+
+
+def _problem(ctx: Context, share: ClipShare, over_half: list[int]) -> str:
+    """What was clipped, in words that match the evidence (overall, or only the last epoch)."""
+    clip = ctx.s.grad_clip
+    at = f" at the threshold {num(clip)}" if clip is not None else ""
+    if share.heavy_overall:
+        last = f"; {percent(share.last)} in the last epoch" if share.last is not None else ""
+        return f"More than half of the optimizer steps overall ({percent(share.overall)}) were clipped{at}{last}."
+    if share.heavy_last:
+        return (f"More than half of the optimizer steps in the last epoch ({percent(share.last)}) were clipped{at}; "
+                f"{percent(share.overall)} overall.")
+    if ctx.epochs[-1] in over_half:
+        return f"More than half of the optimizer steps in the last epoch were clipped{at} (its median norm is above it)."
+    return (f"More than half of the optimizer steps were clipped{at} in {len(over_half)} of {ctx.data.n_epochs} "
+            "epochs (their median norm is above it).")
+
+
+def _heavy_clipping(ctx: Context, share: ClipShare, over_half: list[int]) -> Finding:
+    clip = ctx.s.grad_clip
+    evidence: dict[str, Any] = {"threshold_fraction": HEAVY_CLIP_FRACTION, "grad_clip": clip}
+    text = []
+    if share.overall is not None:
+        evidence.update({"clip_fraction": share.overall, "clip_fraction_last_epoch": share.last})
+        text.append(share.sentence())
+        per_epoch = ctx.data.col("clip_fraction")
+        if per_epoch is not None:
+            text.append(f"Clipped share per epoch: {join(per_epoch, percent)}.")
+    if over_half:
+        evidence["epochs_median_above_clip"] = over_half
+        text.append(f"The median pre-clip norm exceeded the threshold {num(clip)} in epoch(s) "
+                    f"{and_list([str(e) for e in over_half])}: more than half of those epochs' steps were clipped.")
+    healthy, healthy_source = suggested_clip(ctx)
+    evidence["suggested_clip"] = healthy
+    raise_example = " (say 2.0 → 3.0)" if ctx.reference else ""
+    return Finding(
+        code=HEAVY_CLIPPING,
+        severity="warning",
+        title="Clipping most updates",
+        problem=_problem(ctx, share, over_half),
+        evidence=evidence,
+        evidence_text=text,
+        explanation=f"{PLAYBOOK} calls clipping more than about half of all updates extremely aggressive: clipping "
+        "then sets the step size, doing the optimizer's job. With Adam, which divides by a running RMS of the "
+        "gradient, rescaling nearly every gradient by a similar factor changes the steps little, so raising the "
+        f"threshold{raise_example} may change little too.",
+        suggestion="Lower the learning rate rather than raise the threshold"
+        + (f"; then set the threshold near {num(healthy)} (the {healthy_source})." if healthy is not None else "."),
+        rationale="A smaller LR addresses why the gradients are large; the threshold near the 90th percentile "
+        "of healthy norms keeps clipping for the rare spikes it is meant for.",
+        monitor="Clip fraction per epoch well under 50% (near 10% with a p90 threshold).",
+    )
+
+
+__all__ = ["ClipShare", "HEAVY_CLIP_FRACTION", "check_clipping", "clip_share", "suggested_clip"]

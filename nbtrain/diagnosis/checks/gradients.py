@@ -1,0 +1,144 @@
+"""GRADIENT_GROWTH: pre-clip gradient norms that grew over the run.
+
+The growth ratio is ``RunData.growth`` (defined in ``nbtrain.measures``): the statistic
+(median, 90th percentile, largest) of the late third of the epochs' pooled pre-clip norms
+over the same statistic of the first epoch, so ``diagnose``, ``summarize`` and
+``round1_symptoms`` show one number for one run. A statistic counts as growing when that
+ratio is at least ``GROWTH_RATIO`` and a log-linear fit of its per-epoch values rises by at
+least ``GROWTH_PER_EPOCH`` per epoch (a trend, not one late spike).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ... import measures
+from ..findings import GRADIENT_GROWTH, Finding
+from ..formatting import epoch_span, join, lr_text, num
+from .clipping import clip_share, suggested_clip
+from .context import PLAYBOOK, Context
+
+GROWTH_RATIO = 2.0  # RunData.growth ratio (late third vs first epoch) of a norm statistic
+GROWTH_PER_EPOCH = 1.1  # exp(slope of log norm vs epoch)
+CRITICAL_GROWTH_RATIO = 5.0
+NAMES = {"p50": "Median", "p90": "90th-percentile", "max": "Largest"}
+
+
+def log_linear_trend(epochs: list[int], values: np.ndarray) -> float | None:
+    """``exp(slope)`` of ``log(value)`` against the epoch over the finite positive values
+    (the factor per epoch); None with fewer than 3 of them."""
+    ok = np.isfinite(values) & (values > 0)
+    if ok.sum() < 3:
+        return None
+    slope = np.polyfit(np.asarray(epochs, dtype=float)[ok], np.log(values[ok]), 1)[0]
+    return math.exp(float(slope))
+
+
+def growth_evidence(ctx: Context) -> dict[str, dict]:
+    """Per statistic (``grad_norm_p50``/``p90``/``max``): the growth and the per-epoch trend."""
+    out = {}
+    for stat in measures.GROWTH_STATS:
+        series = ctx.data.col(f"grad_norm_{stat}")
+        growth = ctx.data.growth(stat)
+        trend = None if series is None else log_linear_trend(ctx.epochs, series)
+        if growth is None or trend is None:
+            continue
+        out[f"grad_norm_{stat}"] = {
+            "first": growth.first, "late": growth.late, "ratio": growth.ratio, "first_epoch": growth.first_epoch,
+            "late_epochs": list(growth.late_epochs), "source": growth.source, "growth_per_epoch": trend,
+            "per_epoch": [float(v) for v in series],
+        }
+    return out
+
+
+def check_gradients(ctx: Context) -> None:
+    if all(ctx.data.col(f"grad_norm_{stat}") is None for stat in measures.GROWTH_STATS):
+        ctx.skip("no grad_norm columns (grad_norm_p50/p90/max or step grad_norm): gradient growth not checked")
+        return
+    if ctx.data.n_epochs < 3:
+        ctx.skip(f"only {ctx.data.n_epochs} epoch(s): gradient growth needs at least 3")
+        return
+    stats = growth_evidence(ctx)
+    growing = {k: v for k, v in stats.items()
+               if v["ratio"] >= GROWTH_RATIO and v["growth_per_epoch"] >= GROWTH_PER_EPOCH}
+    if growing:
+        ctx.add(_gradient_growth(ctx, stats, growing))
+
+
+def _problem(ctx: Context, growing: dict[str, dict]) -> str:
+    parts = [f"{NAMES[k.rsplit('_', 1)[1]].lower()} {v['ratio']:.2f}×" for k, v in growing.items()]
+    row = next(iter(growing.values()))
+    return (f"Pre-clip gradient norms grew over {ctx.data.n_epochs} epochs: {', '.join(parts)} "
+            f"({epoch_span(row['late_epochs'])}, the last third, against epoch {row['first_epoch']}).")
+
+
+def _clip_text(ctx: Context, evidence: dict[str, Any]) -> list[str]:
+    text = []
+    clip = ctx.s.grad_clip
+    largest, _ = ctx.data.largest_norm()
+    if clip is not None and largest is not None:
+        scale = min(1.0, clip / largest) if largest > 0 else 1.0
+        evidence["clip_scale_at_largest"] = scale
+        text.append(f"These are norms BEFORE clipping at {num(clip)}: the largest, {num(largest)}, was scaled by "
+                    f"{scale:.2f} (to {scale:.0%} of its length). Values above the threshold show how hard clipping "
+                    "bites, not that it failed.")
+    share = clip_share(ctx)
+    if share.overall is not None:
+        evidence["clip_fraction"] = share.overall
+        evidence["clip_fraction_last_epoch"] = share.last
+        text.append(share.sentence())
+    return text
+
+
+def _suggestion(ctx: Context, healthy: float | None, healthy_source: str) -> str:
+    lr_hint = f" (e.g. {lr_text(ctx.s.lr)} → {lr_text(ctx.s.lr / 2)})" if ctx.s.lr else ""
+    text = f"Lower the learning rate{lr_hint}."
+    if healthy is not None:
+        text += (f" Set the clip threshold near {num(healthy)}, the {healthy_source} (a healthy epoch), "
+                 "instead of raising it to make room for the grown norms.")
+    share = clip_share(ctx)
+    if share.heavy_overall or share.heavy_last:
+        which = "all steps" if share.heavy_overall else "the last epoch's steps"
+        text += (f" More than half of {which} are clipped: clipping is doing the optimizer's job, and "
+                 f"{PLAYBOOK} recommends a lower LR over any threshold change then.")
+    return text
+
+
+def _gradient_growth(ctx: Context, stats: dict[str, dict], growing: dict[str, dict]) -> Finding:
+    worst = max(v["ratio"] for v in growing.values())
+    text = [f"{NAMES[k.rsplit('_', 1)[1]]} pre-clip norm per epoch: {join(v['per_epoch'], num)}; "
+            f"{num(v['late'])} over {epoch_span(v['late_epochs'])} (the last third, pooled) vs {num(v['first'])} in epoch "
+            f"{v['first_epoch']}: {v['ratio']:.2f}×, about ×{v['growth_per_epoch']:.2f} per epoch on a log-linear fit."
+            for k, v in stats.items()]
+    evidence: dict[str, Any] = {"thresholds": {"ratio": GROWTH_RATIO, "growth_per_epoch": GROWTH_PER_EPOCH}}
+    evidence.update(stats)
+    evidence["grad_clip"] = ctx.s.grad_clip
+    text += _clip_text(ctx, evidence)
+    healthy, healthy_source = suggested_clip(ctx)
+    evidence["suggested_clip"] = healthy
+    dynamics = ("the target's dynamics make gradients grow as they are learned (chaotic systems do)" if ctx.reference
+                else "the target's structure makes gradients grow as it is learned")
+    return Finding(
+        code=GRADIENT_GROWTH,
+        severity="critical" if worst >= CRITICAL_GROWTH_RATIO else "warning",
+        title="Gradient norms growing",
+        problem=_problem(ctx, growing),
+        evidence=evidence,
+        evidence_text=text,
+        explanation="`clip_grad_norm_` returns (and nbtrain logs) the norm before clipping, so growth means the raw "
+        "gradients themselves got larger: the model moved into sharper regions of the loss landscape than the LR "
+        f"can handle (with Adam the preconditioned sharpness tends to settle near 38/lr), or {dynamics}, or the "
+        "inputs or targets are poorly scaled. Clipping hides this from the update size but not from the log.",
+        suggestion=_suggestion(ctx, healthy, healthy_source),
+        rationale=f"{PLAYBOOK}: log the unclipped norm and set the threshold near the 90th percentile of observed "
+        "norms; a smaller LR takes smaller steps into sharp regions. With Adam, a constant rescaling of the gradient "
+        "is largely divided out by its running RMS, so a different threshold alone changes little: measure it.",
+        monitor="The median and largest pre-clip norm of the late epochs staying near the first epoch's, and the "
+        "clip fraction staying low.",
+    )
+
+
+__all__ = ["CRITICAL_GROWTH_RATIO", "GROWTH_PER_EPOCH", "GROWTH_RATIO", "check_gradients", "log_linear_trend"]
