@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 
@@ -13,25 +14,19 @@ from torch import nn
 from torch.func import functional_call
 from torch.utils.data import TensorDataset
 
-from nbtrain import History, TrainConfig, train
-from nbtrain.probes.core import (
-    LayerStats,
-    LRRangeResult,
-    NoiseScaleResult,
-    SharpnessResult,
-    ema_smooth,
-    gradient_noise_scale,
+import nbtrain
+from nbtrain import Callback, History, TrainConfig, Trainer, train
+from nbtrain.probes.findings import (
     layer_findings,
-    layer_stats_dataframe,
-    lr_range_test,
     noise_scale_findings,
     probe_findings,
     range_test_findings,
-    sharpness,
     sharpness_findings,
-    stability_threshold,
-    suggest_lr,
 )
+from nbtrain.probes.layers import LayerStats, layer_stats_dataframe
+from nbtrain.probes.lr_range import LRRangeResult, ema_smooth, lr_range_test, suggest_lr
+from nbtrain.probes.noise_scale import NoiseScaleResult, gradient_noise_scale
+from nbtrain.probes.sharpness import SharpnessResult, estimate_sharpness, stability_threshold
 
 from tasks import make_mlp, make_regression
 
@@ -57,6 +52,17 @@ def _same_state(a: nn.Module, b: nn.Module) -> bool:
 
 def _timeless(history: History) -> tuple[list, list]:
     return [{k: v for k, v in r.items() if k != "epoch_time_s"} for r in history.epochs], history.steps
+
+
+def test_probe_names_are_exported_from_nbtrain_and_mean_one_thing():
+    for name in ("LRRangeResult", "LayerStats", "NoiseScaleResult", "SharpnessResult", "estimate_sharpness",
+                 "gradient_noise_scale", "layer_stats_dataframe", "lr_range_test", "probe_findings",
+                 "stability_threshold"):
+        assert name in nbtrain.__all__, name
+    assert nbtrain.estimate_sharpness is estimate_sharpness and nbtrain.probe_findings is probe_findings
+    # "sharpness" is the measured value (SharpnessResult.sharpness), not also a function
+    assert "sharpness" not in nbtrain.__all__
+    assert [f.name for f in dataclasses.fields(SharpnessResult)][:2] == ["sharpness", "preconditioned"]
 
 
 # -- LR range test -------------------------------------------------------------------------
@@ -268,10 +274,18 @@ def test_noise_scale_when_the_noise_swamps_the_signal():
     with torch.no_grad():
         model.weight.copy_(sol[:4].T)
         model.bias.copy_(sol[4])
+    # seed 1: |G|^2 comes out positive but within two standard errors of zero: a rough number
     res = gradient_noise_scale(model, (x, y), small_batch=4, big_batch=16, n_small=4, n_pairs=6, seed=1)
-    assert not res.reliable  # |G|^2 within two standard errors of zero
-    assert res.b_simple_low < res.b_simple
-    assert "rough" in res.describe(4) or "swamps" in res.describe(4)
+    assert not res.reliable and 0 < res.grad_sq < 2 * res.grad_sq_stderr
+    assert 0 < res.b_simple_low < res.b_simple < math.inf
+    text = res.describe(4)
+    assert "take it as a rough figure" in text and f"(at least about {res.b_simple_low:.3g})" in text
+    # seed 2: |G|^2 comes out negative: no number, only the lower bound and the capped recommendation
+    res = gradient_noise_scale(model, (x, y), small_batch=4, big_batch=16, n_small=4, n_pairs=6, seed=2)
+    assert not res.reliable and res.grad_sq < 0 and res.b_simple == math.inf
+    assert res.b_simple_low > 0 and res.recommended_batch_size == res.max_batch == 16
+    text = res.describe(4)
+    assert text.startswith("The gradient noise swamps the mean gradient") and "the cap that keeps 16 steps" in text
 
 
 @pytest.mark.parametrize(
@@ -332,7 +346,7 @@ def _tiny_net():
 def test_sharpness_matches_the_exact_top_eigenvalue():
     model, x, y = _tiny_net()
     exact = _exact_top(model, x, y)
-    res = sharpness(model, (x, y))  # the default 12 iterations
+    res = estimate_sharpness(model, (x, y))  # the default 12 iterations
     assert isinstance(res, SharpnessResult)
     assert res.sharpness == pytest.approx(exact, rel=0.01)
     assert res.threshold is None and res.ratio is None and res.optimizer_kind == "none"
@@ -349,22 +363,27 @@ def test_preconditioned_sharpness_matches_the_exact_value_for_adam():
     p_inv_sqrt = torch.cat([(v.sqrt() + 1e-8).rsqrt().reshape(-1) for v in v_hat])
     exact_pre = _exact_top(model, x, y, p_inv_sqrt)
 
-    res = sharpness(model, (x, y), optimizer=opt)
+    res = estimate_sharpness(model, (x, y), optimizer=opt)
     assert res.optimizer_kind == "adam"
     assert res.preconditioned == pytest.approx(exact_pre, rel=0.01)
     assert res.sharpness == pytest.approx(_exact_top(model, x, y), rel=0.01)
+    # the limit for Adam's preconditioned sharpness: (2 + 2 beta1) / ((1 - beta1) lr) = 38 / lr at beta1 = 0.9
     assert res.threshold == pytest.approx(38 / 1e-2)
+    assert res.threshold_formula == "(2 + 2*beta1) / ((1 - beta1) * lr) = 38 / lr with beta1=0.9, lr=0.01"
     assert res.ratio == pytest.approx(res.preconditioned / 3800)
-    assert "38" not in res.threshold_formula or "beta1=0.9" in res.threshold_formula
+    assert res.relevant == res.preconditioned
 
 
 def test_stability_thresholds():
     p = [nn.Parameter(torch.zeros(2))]
-    assert stability_threshold(torch.optim.SGD(p, lr=0.1))[0] == pytest.approx(20.0)
-    assert stability_threshold(torch.optim.SGD(p, lr=0.1, momentum=0.9))[0] == pytest.approx(38.0)
-    assert stability_threshold(torch.optim.SGD(p, lr=0.1, momentum=0.5, nesterov=True))[0] == pytest.approx(15.0)
+    assert stability_threshold(torch.optim.SGD(p, lr=0.1)) == (pytest.approx(20.0), "2 / lr with lr=0.1")
+    limit, formula = stability_threshold(torch.optim.SGD(p, lr=0.1, momentum=0.9))
+    assert limit == pytest.approx(38.0) and formula == "(2 + 2*beta) / lr = 3.8 / lr with momentum beta=0.9, lr=0.1"
+    limit, formula = stability_threshold(torch.optim.SGD(p, lr=0.1, momentum=0.5, nesterov=True))
+    assert limit == pytest.approx(15.0) and "= 1.5 / lr with Nesterov beta=0.5" in formula
     assert stability_threshold(torch.optim.Adam(p, lr=1e-3))[0] == pytest.approx(38_000.0)
-    assert stability_threshold(torch.optim.Adam(p, lr=1e-3, betas=(0.5, 0.999)))[0] == pytest.approx(6_000.0)
+    limit, formula = stability_threshold(torch.optim.Adam(p, lr=1e-3, betas=(0.5, 0.999)))
+    assert limit == pytest.approx(6_000.0) and "= 6 / lr with beta1=0.5, lr=0.001" in formula
     with pytest.raises(TypeError, match=r"optimizer must be torch.optim.SGD, Adam or AdamW, got RMSprop"):
         stability_threshold(torch.optim.RMSprop(p, lr=1e-3))
 
@@ -372,7 +391,7 @@ def test_stability_thresholds():
 def test_sharpness_with_sgd_compares_with_two_over_lr():
     model, x, y = _tiny_net()
     opt = torch.optim.SGD(model.parameters(), lr=0.4)
-    res = sharpness(model, (x, y), optimizer=opt)
+    res = estimate_sharpness(model, (x, y), optimizer=opt)
     assert res.preconditioned is None and res.threshold == pytest.approx(5.0)
     assert res.ratio == pytest.approx(res.sharpness / 5.0)
 
@@ -390,7 +409,7 @@ class _Quadratic(nn.Module):
 
 
 def test_sharpness_finds_the_top_eigenvalue_when_a_negative_one_is_larger():
-    res = sharpness(_Quadratic([-5.0, 2.0, 1.0]), (torch.zeros(1), torch.zeros(1)), loss_fn=lambda out, y: out, iters=60)
+    res = estimate_sharpness(_Quadratic([-5.0, 2.0, 1.0]), (torch.zeros(1), torch.zeros(1)), loss_fn=lambda out, y: out, iters=60)
     assert res.sharpness == pytest.approx(2.0, rel=1e-3)
 
 
@@ -400,7 +419,7 @@ def test_sharpness_restores_batchnorm_buffers_grads_and_rng():
     x, y = make_regression(32)
     ref = copy.deepcopy(model)
     torch.manual_seed(9)
-    res = sharpness(model, (x, y), iters=5)
+    res = estimate_sharpness(model, (x, y), iters=5)
     after = torch.rand(2)
     torch.manual_seed(9)
     assert torch.equal(after, torch.rand(2))
@@ -436,7 +455,7 @@ def test_layer_stats_sample_gradients_every_few_steps(data):
     cfg = CFG.replace(batch_size=16, grad_clip=None, epochs=1)  # 8 steps
     norms = []
 
-    class Norms(LayerStats.__mro__[1]):
+    class Norms(Callback):
         def on_step_end(self, trainer, row):
             norms.append(float(dict(trainer.model.named_parameters())["0.weight"].grad.norm()))
 
@@ -453,7 +472,7 @@ def test_layer_stats_update_ratio_and_modules(data):
     cfg = CFG.replace(batch_size=64, grad_clip=None, epochs=1)  # two steps per epoch
     snaps = []
 
-    class Snap(LayerStats.__mro__[1]):  # plain Callback: keeps the weights around each step
+    class Snap(Callback):  # keeps the weights around each step
         def on_train_begin(self, trainer):
             snaps.append([p.detach().clone() for p in trainer.params])
 
@@ -485,14 +504,37 @@ def test_layer_stats_do_not_change_training_and_reach_the_saved_history(data, tm
     assert layer_stats_dataframe(History()).empty
 
 
-def test_layer_stats_record_a_stopped_partial_epoch(data):
+def test_layer_stats_record_a_stopped_partial_epoch(data, tmp_path):
     from nbtrain import StopAfterSteps
 
     train_ds, val_ds = data
-    run = train(CFG, make_mlp(), train_ds, val_ds, callbacks=[StopAfterSteps(5), LayerStats()], sink=None)
+    # the stop is asked before LayerStats' step hook: the partial epoch is closed at that step,
+    # so it reaches the run folder too
+    run = train(CFG, make_mlp(), train_ds, val_ds, callbacks=[StopAfterSteps(5), LayerStats()], sink=None,
+                out=tmp_path / "a")
     assert run.status == "stopped"
     df = layer_stats_dataframe(run.history)
     assert set(df["epoch"]) == {0} and set(df["steps"]) == {5} and len(df) == 4
+    assert layer_stats_dataframe(History.load(tmp_path / "a" / "history.json")).equals(df)
+    # asked after it: on_train_end closes the partial epoch (in the History in memory)
+    run = train(CFG, make_mlp(), train_ds, val_ds, callbacks=[LayerStats(), StopAfterSteps(5)], sink=None)
+    assert run.status == "stopped"
+    assert layer_stats_dataframe(run.history).equals(df)
+
+
+def test_layer_stats_rows_are_in_the_history_at_every_save(data, tmp_path):
+    """Each epoch's rows are written at its last step, before the trainer saves (history and checkpoint)."""
+    train_ds, val_ds = data
+    seen = []
+
+    class Recording(Trainer):
+        def save(self):
+            seen.append((self.epoch, sorted({r["epoch"] for r in self.history.meta["layer_stats"]})))
+            super().save()
+
+    Recording(CFG.replace(epochs=3), make_mlp(), train_ds, val_ds, out=tmp_path / "run",
+              callbacks=[LayerStats()], sink=None).fit()
+    assert seen == [(1, [0]), (2, [0, 1]), (3, [0, 1, 2])]
 
 
 def test_layer_stats_rejects_bad_arguments():
@@ -518,7 +560,8 @@ def test_range_test_finding_fires_past_the_rise_and_stays_quiet_below():
     assert range_test_findings(_range_result(), lr=2e-3) == []  # past the minimum, before the rise
     (f,) = range_test_findings(_range_result(), lr=6e-3)
     assert f.code == "LR_ABOVE_STABLE_RANGE" and f.severity == "warning"
-    assert "1e-04" in f.suggestion or "0.0001" in f.suggestion
+    assert f.suggestion == "Lower the learning rate to about 0.0001 (the sweep's suggestion)."
+    assert "rose clearly above its minimum (0.005)" in f.problem and f.evidence["rise_lr"] == 5e-3
     (f,) = range_test_findings(_range_result(), lr=0.05)
     assert f.severity == "critical" and "diverged" in f.problem and f.evidence["diverged_lr"] == 1e-2
     for name in ("code", "severity", "title", "problem", "evidence", "explanation", "suggestion", "monitor"):
@@ -536,6 +579,12 @@ def test_sharpness_finding_fires_at_the_edge_and_stays_quiet_below():
     (f,) = sharpness_findings(_sharp(30.0, 20.0))
     assert f.severity == "critical"
     assert sharpness_findings(SharpnessResult(5.0, None, None, "", None, "none", 20)) == []
+
+
+def test_sharpness_result_text_states_the_share_of_the_limit():
+    assert str(_sharp(19.0, 20.0)) == "sharpness 19 vs stability limit 20 (2 / lr): 95% of the limit."
+    assert str(_sharp(0.078, 20.0)).endswith(": 0.39% of the limit.")  # small shares keep two digits, not 0%
+    assert str(SharpnessResult(5.0, None, None, "", None, "none", 20)).startswith("sharpness (top Hessian eigenvalue) 5;")
 
 
 def test_noise_scale_finding_fires_below_b_simple_and_stays_quiet_above():
@@ -596,5 +645,5 @@ def test_probe_findings_collects_all_and_needs_the_settings():
 def test_sharpness_includes_the_optimizers_l2_term():
     model, x, y = _tiny_net()
     exact = _exact_top(model, x, y)
-    res = sharpness(model, (x, y), optimizer=torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=0.5))
+    res = estimate_sharpness(model, (x, y), optimizer=torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=0.5))
     assert res.sharpness == pytest.approx(exact + 0.5, rel=0.01)  # the L2 penalty adds wd * I
