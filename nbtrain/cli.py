@@ -52,8 +52,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
-    from .views.compare import load_run
     from .diagnosis.diagnostics import diagnose
+    from .training.runfolder import load_run
 
     loaded = load_run(args.run_dir)
     diagnosis = diagnose(loaded.history, loaded.config)
@@ -82,11 +82,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Train round 1 and round 2 from the same seed, diagnose both, write a summary."""
-    from .views.compare import compare_runs, load_run
     from .diagnosis.diagnostics import diagnose
     from .diagnosis.expectations import check_expectations
     from .files import atomic_write_text
+    from .training.runfolder import load_run
     from .training.trainer import train
+    from .views.compare import compare_runs
 
     out = Path(args.out)
     configs = [presets.ROUND1, presets.ROUND2]
@@ -167,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-png", action="store_true")
     p.set_defaults(func=cmd_compare)
 
-    from .sweeps.runner import add_sweep_parser
+    from .sweeps.command import add_sweep_parser
 
     add_sweep_parser(sub)
     return parser

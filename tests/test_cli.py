@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from nbtrain import TrainConfig, train
+from nbtrain import TrainConfig, diagnose, load_run, train
 from nbtrain.cli import main
 
 from tasks import make_mlp, make_regression
@@ -25,23 +25,51 @@ def two_runs(tmp_path, quiet):
     return dirs
 
 
+def _diagnosis_of(run_dir):
+    loaded = load_run(run_dir)
+    return diagnose(loaded.history, loaded.config)
+
+
 def test_diagnose_prints_the_markdown_report(two_runs, capsys):
     assert main(["diagnose", str(two_runs[0])]) == 0
     out = capsys.readouterr().out
-    assert "## Issues identified" in out or "No issues" in out or "Training diagnosis" in out
+    report = _diagnosis_of(two_runs[0])
+    assert report.findings, "the tiny run should have findings for the report to show"
+    assert out == report.to_markdown() + "\n"
+    assert out.startswith("# Training diagnosis\n")
 
 
 def test_diagnose_json(two_runs, capsys):
     assert main(["diagnose", str(two_runs[0]), "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert "findings" in data
+    report = _diagnosis_of(two_runs[0])
+    assert [f["code"] for f in data["findings"]] == list(report.codes) != []
+
+
+def _table_rows(out: str, names) -> dict[str, dict[str, str]]:
+    """The rows of a printed DataFrame whose first cell is one of ``names``, keyed by it."""
+    lines = out.splitlines()
+    header = next(line.split() for line in lines if "best_val_loss" in line)
+    rows = {}
+    for line in lines:
+        cells = line.split()
+        if cells and cells[0] in names:
+            assert len(cells) == len(header) + 1, line
+            rows[cells[0]] = dict(zip(header, cells[1:]))
+    return rows
 
 
 def test_compare_prints_a_table_and_writes_a_png(two_runs, tmp_path, capsys):
     png = tmp_path / "cmp.png"
     assert main(["compare", *map(str, two_runs), "--png", str(png)]) == 0
     out = capsys.readouterr().out
-    assert "best_val_loss" in out and "a" in out and "b" in out
+    rows = _table_rows(out, {"a", "b"})
+    assert list(rows) == ["a", "b"]  # one row per run, labelled by the run's name, in order
+    for run_dir in two_runs:
+        history = load_run(run_dir).history
+        best = min(r["val_loss"] for r in history.epochs)
+        assert float(rows[run_dir.name]["best_val_loss"]) == pytest.approx(best, rel=1e-3)
+        assert rows[run_dir.name]["epochs"] == "3"
     assert png.stat().st_size > 1000
 
 
@@ -89,3 +117,26 @@ def test_train_writes_a_run_folder_and_resumes(tmp_path, capsys):
     assert config.lr == 2e-5 and config.epochs == 1
     assert main(["train", "--preset", "round1", "--epochs", "2", "--out", str(out), "--resume", "--no-progress"]) == 0
     assert json.loads((out / "status.json").read_text())["epochs"] == 2
+
+
+def test_demo_in_a_short_mode_writes_both_runs_and_the_summary(tmp_path, capsys):
+    # `nbtrain demo --epochs 1`: the README's main command, on one epoch of round 1 and round 2.
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--epochs", "1", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    for name, lr in (("round1", 2e-5), ("round2", 1e-5)):
+        folder = out / name
+        assert {"config.json", "history.json", "checkpoint.pt", "status.json"} <= {p.name for p in folder.iterdir()}
+        status = json.loads((folder / "status.json").read_text())
+        assert status["status"] == "completed" and status["epochs"] == 1
+        config = TrainConfig.from_json(folder / "config.json")
+        assert config.epochs == 1 and config.name == name and config.lr == lr
+    rows = _table_rows(printed, {"round1", "round2"})
+    assert list(rows) == ["round1", "round2"] and all(r["epochs"] == "1" for r in rows.values())
+    assert f"summary written to {out / 'summary.md'}" in printed
+    summary = (out / "summary.md").read_text()
+    for heading in ("# nbtrain demo: round 1 vs round 2", "## Side by side",
+                    "## Round 2: the write-up's expectations, checked",
+                    "## Diagnosis of round1", "## Diagnosis of round2"):
+        assert heading + "\n" in summary
+    assert (out / "summary.png").stat().st_size > 1000

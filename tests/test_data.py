@@ -31,6 +31,21 @@ def test_different_seeds_differ(data):
     assert not torch.equal(data.val.tensors[1], other.val.tensors[1])
 
 
+def test_a_longer_validation_split_extends_the_reference_one(data):
+    # benchmarks/bench_reference.py --n-val 4000 scores the same runs on more windows: the
+    # training split and the normalizers stay bit-identical, the first 1,000 validation
+    # windows are the reference ones.
+    longer = make_reference_data(seed=0, task=LorenzTask(n_val=4000))
+    assert len(longer.val) == 4000 and REFERENCE_TASK.n_val == 1000
+    for a, b in zip(data.train.tensors, longer.train.tensors):
+        assert torch.equal(a, b)
+    assert longer.input_normalizer.to_dict() == data.input_normalizer.to_dict()
+    assert longer.target_normalizer.to_dict() == data.target_normalizer.to_dict()
+    for a, b in zip(data.val.tensors, longer.val.tensors):
+        assert torch.equal(a, b[: len(a)])
+    assert longer.task.fingerprint() != data.task.fingerprint()
+
+
 def test_never_touches_the_network(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("make_reference_data opened a socket")

@@ -45,3 +45,15 @@ def test_environment_installs_the_package_itself():
 def test_console_script():
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert data["project"]["scripts"]["nbtrain"] == "nbtrain.cli:main"
+
+
+def test_python_floor_is_true_and_matches_the_environment():
+    # The tests import tomllib (3.11+), so the declared floor must be at least 3.11, and the
+    # conda environment pins the floor itself.
+    floor = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    m = re.fullmatch(r">=(\d+)\.(\d+)", floor)
+    assert m, f"requires-python should be a plain floor like '>=3.11', got {floor!r}"
+    version = (int(m.group(1)), int(m.group(2)))
+    assert version >= (3, 11), f"requires-python {floor!r} is below 3.11, but the tests import tomllib"
+    pinned = re.search(r"^  - python=(\d+)\.(\d+)\s*$", (ROOT / "environment.yml").read_text(), re.M)
+    assert pinned and (int(pinned.group(1)), int(pinned.group(2))) == version

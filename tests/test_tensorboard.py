@@ -5,9 +5,15 @@ import pytest
 from nbtrain import TrainConfig, train
 from nbtrain.training.tensorboard import EPOCH_SCALARS, STEP_SCALARS, TensorBoardCallback
 
-pytest.importorskip("tensorboard", reason="the TensorBoard callback needs the tensorboard extra")
-
 CFG = TrainConfig(lr=3e-2, grad_clip=4.0, epochs=3, batch_size=16, scheduler_patience=0, name="tiny-tb")
+
+
+@pytest.fixture
+def tensorboard(require):
+    """The tensorboard package (the writer and the event reader); missing: skip, or fail under CI=true."""
+    require("torch.utils.tensorboard", "the TensorBoard callback needs the tensorboard extra "
+                                       "(pip install nbtrain[tensorboard])")
+    return require("tensorboard.backend.event_processing.event_accumulator", "reading event files needs tensorboard")
 
 
 def _read_scalars(log_dir):
@@ -18,7 +24,7 @@ def _read_scalars(log_dir):
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
-def test_event_files_hold_the_history_values(tiny_task, tmp_path, quiet):
+def test_event_files_hold_the_history_values(tensorboard, tiny_task, tmp_path, quiet):
     model, tr, va = tiny_task
     cb = TensorBoardCallback(tmp_path / "tb")
     run = train(CFG, model, tr, va, callbacks=[cb], sink=quiet.append)
@@ -41,8 +47,8 @@ def test_event_files_hold_the_history_values(tiny_task, tmp_path, quiet):
         assert [v for _, v in logged] == pytest.approx([r[key] for r in epochs], rel=1e-6)
 
 
-def test_lr_cuts_are_logged_as_text(tiny_task, tmp_path, quiet):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+def test_lr_cuts_are_logged_as_text(tensorboard, tiny_task, tmp_path, quiet):
+    EventAccumulator = tensorboard.EventAccumulator
 
     model, tr, va = tiny_task
     # lr 0.1 overshoots on this task, so validation loss stops improving and patience 0 cuts

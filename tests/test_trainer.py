@@ -1,6 +1,8 @@
 import json
 import math
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,7 +10,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 import nbtrain
 from nbtrain import Callback, StopAfterSteps, TrainConfig, load_checkpoint, train
-from nbtrain.training.runfolder import CHECKPOINT_FILE
+from nbtrain.training.runfolder import CHECKPOINT_FILE, code_fingerprint, source_fingerprint
 
 from tasks import make_mlp, make_regression
 
@@ -382,6 +384,39 @@ def test_reuse_of_the_reference_experiment_checks_the_data_task(tmp_path, quiet)
     again = train(config, out=tmp_path, reuse=True, sink=quiet.append)
     assert "loaded" not in again.message  # trained afresh, to the same result
     assert [r["val_loss"] for r in again.history.epochs] == [r["val_loss"] for r in first.history.epochs]
+
+
+def test_reuse_retrains_a_run_made_by_other_code(tmp_path, tiny_task, quiet):
+    # A cache made by another version of nbtrain's code (another fingerprint in status.json,
+    # or none: an older nbtrain) is trained afresh, never reused.
+    model, tr, va = tiny_task
+    first = train(CFG, model, tr, va, out=tmp_path, sink=quiet.append)
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["code"] == code_fingerprint()
+    assert "loaded from" in train(CFG, make_mlp(), tr, va, out=tmp_path, reuse=True, sink=quiet.append).message
+    for recorded in ("0123456789abcdef", None):
+        if recorded is None:
+            del status["code"]
+        else:
+            status["code"] = recorded
+        (tmp_path / "status.json").write_text(json.dumps(status))
+        again = train(CFG, make_mlp(), tr, va, out=tmp_path, reuse=True, sink=quiet.append)
+        assert "loaded" not in again.message and again.status == "completed"
+        assert again.history.steps == first.history.steps  # trained afresh, to the same result
+        assert json.loads((tmp_path / "status.json").read_text())["code"] == code_fingerprint()
+        status = json.loads((tmp_path / "status.json").read_text())
+
+
+def test_code_fingerprint_changes_with_any_source_file_and_the_version(tmp_path):
+    package = Path(nbtrain.__file__).resolve().parent
+    copy = tmp_path / "nbtrain"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    here = source_fingerprint(copy, nbtrain.__version__)
+    assert code_fingerprint.__wrapped__() == source_fingerprint(package, nbtrain.__version__) == here
+    assert source_fingerprint(copy, "0.0.0") != here
+    module = copy / "training" / "trainer.py"
+    module.write_text(module.read_text() + "\n# an edit\n")
+    assert source_fingerprint(copy, nbtrain.__version__) != here
 
 
 def test_fit_can_continue_the_same_trainer(tiny_task, quiet):

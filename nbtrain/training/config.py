@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..files import atomic_write_text
+
 SCHEDULERS = ("plateau", "cosine_warm_restarts", "none")
 
 
@@ -100,8 +102,6 @@ class TrainConfig:
     def to_json(self, path: str | os.PathLike | None = None) -> str:
         text = json.dumps(self.to_dict(), indent=2) + "\n"
         if path is not None:
-            from ..files import atomic_write_text
-
             atomic_write_text(path, text)
         return text
 

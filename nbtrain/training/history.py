@@ -36,7 +36,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from ..files import atomic_write_text, from_json_safe, to_json_safe, to_python
+from ..files import from_json_safe, to_json_safe, to_python, write_json
 
 STEP_COLUMNS = ("epoch", "step", "loss", "grad_norm", "clipped", "clip_factor", "lr")
 EPOCH_COLUMNS = (
@@ -139,9 +139,7 @@ class History:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the history as JSON, atomically. Non-finite floats survive the trip."""
-        path = Path(path)
-        atomic_write_text(path, json.dumps(to_json_safe(self.to_dict()), separators=(",", ":"), allow_nan=False))
-        return path
+        return write_json(path, self.to_dict(), indent=None)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "History":

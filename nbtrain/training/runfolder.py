@@ -1,18 +1,21 @@
 """Run folders: the files a run writes, checkpoints, and reading a folder back.
 
 A run folder (``nbtrain.train(..., out=...)``) holds ``config.json``, ``history.json``,
-``checkpoint.pt`` (written after every epoch) and ``status.json`` (written at the end).
+``checkpoint.pt`` (written after every epoch) and ``status.json`` (written at the end: how
+the run ended, its epochs, the reference data's fingerprint and ``code_fingerprint()``).
 Checkpoints are written atomically and loaded with ``torch.load(..., weights_only=True)``.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..files import atomic_write
+from ..files import atomic_write, write_json
 from .config import TrainConfig
 from .history import History
 
@@ -21,6 +24,28 @@ HISTORY_FILE = "history.json"
 CONFIG_FILE = "config.json"
 STATUS_FILE = "status.json"
 CHECKPOINT_FORMAT = "nbtrain.checkpoint/1"
+
+
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """A short hash of nbtrain's version and the source of every module in the package.
+
+    Run caches (``train(..., reuse=True)``, sweep trials) record it and are reused only by
+    the same code: a notebook is never checked against runs that older code made.
+    """
+    from .. import __version__
+
+    return source_fingerprint(Path(__file__).resolve().parents[1], __version__)
+
+
+def source_fingerprint(package: Path, version: str) -> str:
+    """The first 16 hex digits of SHA-256 over ``version``, then, for each ``*.py`` file under
+    ``package`` in sorted order, its relative path (with "/") and its bytes."""
+    digest = hashlib.sha256(version.encode())
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
@@ -51,6 +76,33 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return state
 
 
+def check_resumable(saved: dict, config: TrainConfig) -> None:
+    """Raise ValueError unless a checkpoint's config (``saved``, a dict) matches ``config``.
+
+    ``epochs`` and ``name`` may differ: a run is resumed to train longer or under a new label.
+    """
+    saved_config = TrainConfig.from_dict(saved)
+    ignore = {"epochs", "name"}
+    diffs = {
+        k: (v, getattr(config, k))
+        for k, v in saved_config.to_dict().items()
+        if k not in ignore and getattr(config, k) != v
+    }
+    if diffs:
+        listed = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in diffs.items())
+        raise ValueError(f"cannot resume: the config differs from the checkpoint's ({listed})")
+
+
+def write_status(out: str | os.PathLike, status: str, message: str, epochs: int, data: str | None) -> Path:
+    """Write ``status.json``: how the run ended, its epochs, the data and code fingerprints.
+
+    ``data``: the reference data's fingerprint (None, and left out, for the caller's own data).
+    """
+    record = {"status": status, "message": message, "epochs": epochs}
+    if data is not None:
+        record["data"] = data
+    record["code"] = code_fingerprint()
+    return write_json(Path(out) / STATUS_FILE, record)
 
 
 class RunFolderError(ValueError):
@@ -93,9 +145,12 @@ def load_run(run_dir: str | os.PathLike) -> LoadedRun:
 
 
 def is_complete_run(out: Path, config: TrainConfig, data: str | None) -> bool:
-    """Whether ``out`` holds a completed run of exactly ``config`` (the notebooks' cache)."""
-    # ``data``: the reference data's fingerprint, so a cache made on other data (an older
-    # nbtrain's reference task) is trained afresh; None for the caller's own data.
+    """Whether ``out`` holds a completed run of exactly ``config``, made by this code (the notebooks' cache).
+
+    ``data``: the reference data's fingerprint, so a cache made on other data (an older
+    nbtrain's reference task) is trained afresh; None for the caller's own data. A run
+    whose ``status.json`` records another ``code_fingerprint()`` (or none) is not reused.
+    """
     try:
         status = json.loads((out / STATUS_FILE).read_text())
         saved = TrainConfig.from_json(out / CONFIG_FILE)
@@ -106,6 +161,7 @@ def is_complete_run(out: Path, config: TrainConfig, data: str | None) -> bool:
         and status.get("epochs") == config.epochs
         and saved == config
         and status.get("data") == data
+        and status.get("code") == code_fingerprint()
         and (out / CHECKPOINT_FILE).is_file()
     )
 
@@ -114,11 +170,15 @@ __all__ = [
     "CHECKPOINT_FILE",
     "CONFIG_FILE",
     "HISTORY_FILE",
-    "STATUS_FILE",
     "LoadedRun",
     "RunFolderError",
+    "STATUS_FILE",
+    "check_resumable",
+    "code_fingerprint",
     "is_complete_run",
     "load_checkpoint",
     "load_run",
     "save_checkpoint",
+    "source_fingerprint",
+    "write_status",
 ]

@@ -1,0 +1,84 @@
+"""The fast path (``TrainConfig(compile=True)``): fused Adam and a compiled forward+loss.
+
+Fused Adam does one pass over each parameter's data, gradient and moments instead of
+about a dozen elementwise passes; measured on the reference model at batch 8 it is the
+largest single saving (compiling the optimizer step with torch.compile was slower,
+benchmarks/RESULTS.md). The forward+loss (and so its backward) is compiled with
+``torch.compile(dynamic=False)``. Compilation happens on the first call, so that call is
+guarded: a failure (no C++ compiler, an unsupported platform) falls back to the eager
+function before any state has changed. The optimizer stays fused either way.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+
+from .config import TrainConfig
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when the message is empty)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def make_adam(params: Sequence[torch.nn.Parameter], config: TrainConfig) -> tuple[torch.optim.Adam, str]:
+    """Adam with the config's LR and weight decay, and a note for the log (empty when none).
+
+    With ``config.compile`` it asks for the fused kernel; when that is unavailable the
+    note says so and the plain Adam is returned.
+    """
+    note = ""
+    if config.compile:
+        try:
+            return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=True), note
+        except (RuntimeError, ValueError) as exc:
+            note = f"fused Adam unavailable ({first_line(exc)}); "
+    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay), note
+
+
+def is_fused(optimizer: torch.optim.Optimizer) -> bool:
+    return bool(optimizer.defaults.get("fused"))
+
+
+def guarded_compile(eager: Callable, on_success: Callable[[Callable], None],
+                    on_failure: Callable[[Exception], None]) -> Callable:
+    """``torch.compile(eager)``, checked on its first call.
+
+    Returns the function to call. Its first call compiles and runs; on success
+    ``on_success(compiled)`` is told (so the caller can call the compiled function directly
+    from then on), on failure ``on_failure(exc)`` is told and the eager result returned.
+    If ``torch.compile`` itself raises, ``on_failure`` is told at once and ``eager`` returned.
+    """
+    try:
+        compiled = torch.compile(eager, dynamic=False)
+    except Exception as exc:  # torch.compile itself unavailable
+        on_failure(exc)
+        return eager
+
+    def first_call(*args):
+        try:
+            out = compiled(*args)
+        except Exception as exc:
+            on_failure(exc)
+            return eager(*args)
+        on_success(compiled)
+        return out
+
+    return first_call
+
+
+def compiled_info(optimizer: torch.optim.Optimizer, note: str) -> str:
+    """The run's ``compile_info`` when compilation is set up."""
+    return note + "compiled: forward+loss (torch.compile)" + (", fused Adam" if is_fused(optimizer) else "")
+
+
+def failed_info(optimizer: torch.optim.Optimizer, exc: Exception) -> str:
+    """The run's ``compile_info`` after compilation failed."""
+    fused = ", with fused Adam" if is_fused(optimizer) else ""
+    return f"torch.compile failed ({first_line(exc)}); running eager{fused}"
+
+
+__all__ = ["compiled_info", "failed_info", "first_line", "guarded_compile", "is_fused", "make_adam"]
