@@ -16,10 +16,9 @@ headless, ...):
 * CPU: process CPU seconds from the start to the end of training, for both. On a shared
   machine this is the steadier measure of what live plotting costs.
 
-With ``nbtrain.data.make_reference_data`` available it runs the reference experiment
-(``--epochs`` of ROUND2, default 1). Otherwise it says so and uses a synthetic stand-in of
-the same shape: an MLP 48 -> 560 -> 560 -> 560 -> 3 (about 660K parameters) on 6,000
-random training windows, batch 8 (750 optimizer steps per epoch).
+It runs the reference experiment (``--epochs`` of ROUND2, default 1); ``--synthetic``
+uses a stand-in of the same shape instead: an MLP 48 -> 560 -> 560 -> 560 -> 3 (about
+660K parameters) on 6,000 random training windows, batch 8 (750 optimizer steps per epoch).
 
     PYTHONPATH=. python benchmarks/bench_widgets.py --reps 3
 """
@@ -27,7 +26,6 @@ random training windows, batch 8 (750 optimizer steps per epoch).
 from __future__ import annotations
 
 import argparse
-import importlib
 import statistics
 import threading
 import time
@@ -36,18 +34,8 @@ import torch
 from torch import nn
 
 import nbtrain
-from nbtrain import presets
+from nbtrain import Dashboard, presets
 from nbtrain.training.callbacks import Callback
-from nbtrain.views.widgets import Dashboard
-
-
-def _reference_available() -> bool:
-    try:
-        data = importlib.import_module("nbtrain.data")
-        importlib.import_module("nbtrain.models")
-    except ImportError:
-        return False
-    return hasattr(data, "make_reference_data")
 
 
 def _synthetic():
@@ -85,26 +73,28 @@ class CpuClock(Callback):
         self.seconds.append(time.process_time() - self._t0)
 
 
-def main() -> None:
+def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3, help="pairs of (headless, dashboard) runs")
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--synthetic", action="store_true", help="use the synthetic stand-in even with the reference")
+    parser.add_argument("--synthetic", action="store_true", help="train a synthetic stand-in, not the reference")
     parser.add_argument("--main-thread", action="store_true", help="also time a headless run in the main thread")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
     parser.add_argument("--dashboard-threads", default="auto",
                         help="the dashboard's threads argument: auto (default), none, or a number")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = _parse_args()
     torch.set_num_threads(args.threads)
 
     config = presets.ROUND2.replace(epochs=args.epochs)
-    reference = _reference_available() and not args.synthetic
-    if reference:
+    if not args.synthetic:
         what = f"reference experiment, ROUND2, {args.epochs} epoch(s)"
         model_fn, train_data, val_data = None, None, None
     else:
-        why = "requested" if args.synthetic else "nbtrain.data.make_reference_data is not available yet"
-        what = f"SYNTHETIC stand-in ({why}): 48-560-560-560-3 MLP, 6,000 samples, ROUND2, {args.epochs} epoch(s)"
+        what = f"SYNTHETIC stand-in: 48-560-560-560-3 MLP, 6,000 samples, ROUND2, {args.epochs} epoch(s)"
         model_fn, train_data, val_data = _synthetic()
 
     def headless_here(clock: CpuClock | None = None) -> float:
@@ -161,35 +151,39 @@ def main() -> None:
         print(f"  rep {i + 1}: headless {plain[-1]:.2f} s, dashboard {dash[-1]:.2f} s, "
               f"first plot {first[-1]:.2f} s, {redraws[-1]} redraws{extra}", flush=True)
 
-    slowdown = [d / p - 1 for d, p in zip(dash, plain)]
-    cpu_plain, cpu_dash = headless_cpu.seconds[1:], live_cpu.seconds[1:]  # without the warm-up runs
-    cpu_slowdown = [d / p - 1 for d, p in zip(cpu_dash, cpu_plain)]
-    cpu = statistics.median(board.render_seconds[1:]) if len(board.render_seconds) > 1 else float("nan")
+    _print_table(args.reps, {"first": first, "plain": plain, "dash": dash, "redraws": redraws,
+                             "main_thread": main_thread, "cpu_plain": headless_cpu.seconds[1:],
+                             "cpu_dash": live_cpu.seconds[1:],  # without the warm-up runs
+                             "render": board.render_seconds[1:]})
+
+
+def _print_table(reps: int, m: dict) -> None:
+    """The measurements as a Markdown table: median, min and max of each, and its target."""
+
+    def row(name, values, target="", scale=1.0):
+        values = values or [float("nan")]
+        return name, scale * statistics.median(values), scale * min(values), scale * max(values), target
+
+    slowdown = [d / p - 1 for d, p in zip(m["dash"], m["plain"])]
+    cpu_slowdown = [d / p - 1 for d, p in zip(m["cpu_dash"], m["cpu_plain"])]
     rows = [
-        ("first plot after Train (s)", statistics.median(first), min(first), max(first), "< 1 s"),
-        ("training, headless in a thread (s)", statistics.median(plain), min(plain), max(plain), ""),
-        ("training, dashboard (s)", statistics.median(dash), min(dash), max(dash), ""),
-        ("slowdown from live plots (%)", 100 * statistics.median(slowdown), 100 * min(slowdown),
-         100 * max(slowdown), "<= 10 %"),
-        ("CPU, headless (s)", statistics.median(cpu_plain), min(cpu_plain), max(cpu_plain), ""),
-        ("CPU, dashboard (s)", statistics.median(cpu_dash), min(cpu_dash), max(cpu_dash), ""),
-        ("extra CPU from live plots (%)", 100 * statistics.median(cpu_slowdown), 100 * min(cpu_slowdown),
-         100 * max(cpu_slowdown), "<= 10 %"),
-        ("redraws per run", statistics.median(redraws), min(redraws), max(redraws), ""),
-        *(
-            [("training, headless in the main thread (s)", statistics.median(main_thread), min(main_thread),
-              max(main_thread), "")]
-            if main_thread else []
-        ),
-        ("CPU per redraw (s)", cpu, min(board.render_seconds[1:] or [cpu]), max(board.render_seconds[1:] or [cpu]), ""),
+        row("first plot after Train (s)", m["first"], "< 1 s"),
+        row("training, headless in a thread (s)", m["plain"]),
+        row("training, dashboard (s)", m["dash"]),
+        row("slowdown from live plots (%)", slowdown, "<= 10 %", 100),
+        row("CPU, headless (s)", m["cpu_plain"]),
+        row("CPU, dashboard (s)", m["cpu_dash"]),
+        row("extra CPU from live plots (%)", cpu_slowdown, "<= 10 %", 100),
+        row("redraws per run", m["redraws"]),
+        *([row("training, headless in the main thread (s)", m["main_thread"])] if m["main_thread"] else []),
+        row("CPU per redraw (s)", m["render"]),
     ]
     print()
     when = time.strftime("%Y-%m-%d %H:%M")
-    print(f"| measure | median | min | max | target |  ({args.reps} alternating pairs; {when})")
+    print(f"| measure | median | min | max | target |  ({reps} alternating pairs; {when})")
     print("|---|---|---|---|---|")
     for name, med, lo, hi, target in rows:
         print(f"| {name} | {med:.3g} | {lo:.3g} | {hi:.3g} | {target} |")
-
 
 if __name__ == "__main__":
     main()

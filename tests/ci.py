@@ -6,7 +6,9 @@ TensorBoard fails there. On a developer's machine the test is skipped with the r
 
 from __future__ import annotations
 
+import importlib
 import os
+from types import ModuleType
 
 import pytest
 
@@ -20,3 +22,11 @@ def unavailable(reason: str) -> None:
     if in_ci():
         pytest.fail(f"CI=true and {reason}", pytrace=False)
     pytest.skip(reason, allow_module_level=True)
+
+
+def require(module: str, reason: str) -> ModuleType:
+    """Import and return an optional ``module``, else ``unavailable(reason)``."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        unavailable(f"{reason}: import {module} failed ({exc})")

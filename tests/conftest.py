@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-import os
-
 import matplotlib
 import pytest
 import torch
 from torch.utils.data import TensorDataset
 
+import ci
 from tasks import make_mlp, make_regression
 
 matplotlib.use("Agg")
@@ -32,24 +30,7 @@ def quiet():
     return []
 
 
-def cannot_run(reason: str) -> None:
-    """End a test that cannot run here: skip with ``reason``, or fail under ``CI=true``.
-
-    CI must not go green without the optional parts (TensorBoard, Ray, a browser).
-    """
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: a test that cannot run fails instead of skipping)", pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture
 def require():
-    """``require(module, reason)``: import and return an optional module, else ``cannot_run(reason)``."""
-
-    def _require(module: str, reason: str):
-        try:
-            return importlib.import_module(module)
-        except ImportError as exc:
-            cannot_run(f"{reason}: import {module} failed ({exc})")
-
-    return _require
+    """``require(module, reason)``: the optional module, else skip (fail under ``CI=true``); see ci.py."""
+    return ci.require

@@ -5,11 +5,14 @@ rate through the slider's readout and the epochs through their text box, presses
 and waits until the plot image changes and the diagnosis panel shows the findings of
 the new run. A screenshot goes to ``test-artifacts/`` (kept whether the test passes or
 fails). Run with ``pytest -m browser tests/test_browser.py``; needs ``/usr/bin/chromium``
-(Debian/Ubuntu: ``apt-get install -y chromium``) and the Python ``playwright`` package.
+(Debian/Ubuntu: ``apt-get install -y chromium``, or ``make browser-deps``) and the Python
+``playwright`` package. Without them the test is skipped with the reason, except under
+``CI=true``, where it fails: CI must not go green without the browser test.
 """
 
 from __future__ import annotations
 
+import importlib
 import shutil
 import time
 from pathlib import Path
@@ -17,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from browser_helpers import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, REPO_ROOT, LabServer
+from ci import unavailable
 
 pytestmark = pytest.mark.browser
 
@@ -24,13 +28,20 @@ NOTEBOOK = "03_interactive_tuning.ipynb"
 NEW_LR = "3.00e-5"  # what the test types into the LR slider's readout
 RUN_LABEL = "lr 3e-05 clip 3 pat 3"  # how the dashboard labels a round-2 run at that LR
 
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"{CHROMIUM} is missing (install it with: apt-get install -y chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="the Python playwright package is not installed")
+
+@pytest.fixture(scope="module")
+def sync_api():
+    """Playwright's sync API, once Chromium and playwright are both there."""
+    if not Path(CHROMIUM).exists():
+        unavailable(f"{CHROMIUM} is missing (install it with: apt-get install -y chromium, or make browser-deps)")
+    try:
+        return importlib.import_module("playwright.sync_api")
+    except ImportError as exc:
+        unavailable(f"the Python playwright package is not installed ({exc}); pip install -e '.[dev]'")
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
+def lab(sync_api, tmp_path_factory):
     root = tmp_path_factory.mktemp("lab-root")
     shutil.copy(REPO_ROOT / "notebooks" / NOTEBOOK, root / NOTEBOOK)
     server = LabServer(root_dir=root, home=tmp_path_factory.mktemp("lab-home"))
@@ -41,7 +52,7 @@ def lab(tmp_path_factory):
 
 
 @pytest.fixture()
-def page(lab):
+def page(lab, sync_api):
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:

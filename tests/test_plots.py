@@ -12,12 +12,12 @@ from histories import HEALTHY_CONFIG, healthy_history, seed_frame  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
 
 from nbtrain.views.plots import (  # noqa: E402
-    dashboard,
     plot_clip_fraction,
     plot_grad_norms,
     plot_losses,
     plot_lr,
     plot_overlay,
+    plot_run,
 )
 
 
@@ -98,8 +98,8 @@ def test_plot_overlay():
         plot_overlay({})
 
 
-def test_dashboard():
-    fig = dashboard(healthy_history(), HEALTHY_CONFIG)
+def test_plot_run_draws_the_four_views_of_one_run():
+    fig = plot_run(healthy_history(), HEALTHY_CONFIG)
     assert len(fig.axes) == 4
     assert fig._suptitle.get_text() == "healthy"
     assert [ax.get_title() for ax in fig.axes] == ["Loss", "Gradient norms", "Learning rate", "Clipping"]

@@ -6,20 +6,17 @@ A run folder (written by ``nbtrain.train(..., out=...)``) holds ``config.json``,
 
 from __future__ import annotations
 
-import json
-import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-import numpy as np
 import pandas as pd
 
-from ..training.config import TrainConfig
 from ..diagnosis.summary import summarize
+from ..training.config import TrainConfig
 from ..training.history import History
 from ..training.runfolder import LoadedRun, load_run
+
 
 def _as_loaded(run: Any, i: int) -> tuple[str, History | Any, TrainConfig | None]:
     if isinstance(run, LoadedRun):
@@ -64,4 +61,4 @@ def compare_runs(runs: Iterable[Any], png: str | os.PathLike | None = None) -> p
     return table
 
 
-__all__ = ["LoadedRun", "RunFolderError", "compare_runs", "load_run", "summarize"]
+__all__ = ["compare_runs"]

@@ -1,7 +1,8 @@
 """Matplotlib views of a History (or a DataFrame of epoch rows, like ``diagnose``).
 
 Every function takes ``ax=None``, creates a figure only when no Axes is given, and
-returns the Axes it drew on (``dashboard`` returns its Figure).
+returns the Axes it drew on (``plot_run``, all four views of one run, returns its Figure).
+LR cuts are ``nbtrain.measures.lr_cuts`` (through ``RunData.lr_cuts``).
 """
 
 from __future__ import annotations
@@ -34,21 +35,6 @@ def _clip_from(data: RunData, clip: float | None) -> float | None:
     if isinstance(cfg, dict) and isinstance(cfg.get("grad_clip"), (int, float)):
         return float(cfg["grad_clip"])
     return None
-
-
-def lr_cuts(data: RunData) -> list[tuple[int, float, float]]:
-    """(epoch, old, new) for every epoch whose scheduler step lowered the logged LR."""
-    lr = data.col("lr")
-    if lr is None:
-        return []
-    start = data.col("lr_start")
-    prev = start[0] if start is not None and math.isfinite(start[0]) else None
-    cuts = []
-    for e, value in zip(data.epoch_numbers, lr):
-        if prev is not None and math.isfinite(value) and value < prev * (1 - 1e-9):
-            cuts.append((e, float(prev), float(value)))
-        prev = value if math.isfinite(value) else prev
-    return cuts
 
 
 def plot_losses(history: Any, ax=None):
@@ -136,7 +122,7 @@ def plot_lr(history: Any, ax=None):
         if lr is not None:
             ax.plot(data.epoch_numbers, lr, drawstyle="steps-post", marker="o", label="lr (after epoch)")
         ax.set_xlabel("epoch")
-    cuts = lr_cuts(data)
+    cuts = data.lr_cuts() or []  # nbtrain.measures.lr_cuts on the logged LRs
     x_last = max([cut_x.get(e, e) for e, _, _ in cuts] + [0])
     for e, old, new in cuts:
         xc = cut_x.get(e, e)
@@ -187,8 +173,9 @@ def plot_overlay(histories: dict, metric: str = "val_loss", ax=None):
     return ax
 
 
-def dashboard(history: Any, config: Any = None):
-    """Losses, gradient norms, LR and clipping on one 2x2 Figure."""
+def plot_run(history: Any, config: Any = None):
+    """Losses, gradient norms, LR and clipping of one run on one 2x2 Figure (a static
+    picture; the interactive ``nbtrain.Dashboard`` is another thing)."""
     import matplotlib.pyplot as plt
 
     data = as_run_data(history)
@@ -209,4 +196,4 @@ def data_dict(data: RunData) -> dict:
     return {"epochs": data.epochs, "steps": data.steps, "meta": data.meta}
 
 
-__all__ = ["dashboard", "plot_clip_fraction", "plot_grad_norms", "plot_losses", "plot_lr", "plot_overlay"]
+__all__ = ["plot_clip_fraction", "plot_grad_norms", "plot_losses", "plot_lr", "plot_overlay", "plot_run"]

@@ -1,0 +1,34 @@
+"""The interactive dashboard for Jupyter: sliders for lr, clip and patience, Train/Stop, live plots.
+
+``nbtrain.Dashboard`` builds the controls, trains in a background thread so the notebook
+stays responsive, and redraws three plots while the run goes on: losses, the pre-clip
+gradient norm per step with the clip threshold, and the LR with the scheduler's cuts.
+Earlier runs of the session stay on the plots, drawn faintly, until "Clear history".
+When a run ends, the diagnosis and the expectation verdicts appear below the plots, and
+the trainer's log lines go to a log box.
+
+Modules, along the flow of a click:
+
+- ``layout``: the widgets and their arrangement, controls to and from config values;
+- ``controller``: ``Dashboard``, the session's runs, the training and refresher threads;
+- ``session``: the session's runs (``Session``), one run's rows as they arrive (``RunRecord``)
+  and the callback that records them (``Recorder``);
+- ``drawing``: the runs turned into the plot's PNG, by the helper process or in-process;
+- ``report``: the status line and the diagnosis panel's HTML.
+
+Threads and processes: the training thread only appends rows to the run's record under
+a lock (the ``Recorder`` callback) and wakes the refresher. The refresher sends the new
+rows to a helper process (``nbtrain.views.plotprocess``) that draws the plots with
+matplotlib's Agg canvas into a PNG (``nbtrain.views.liveplot``), shown by an
+``ipywidgets.Image``: at most every ``refresh_interval`` seconds and at the end of every
+epoch. Drawing in the helper keeps matplotlib's Python off the training process's GIL.
+Where the helper cannot run, the refresher draws in-process, and then only as often as
+keeps drawing under ``DRAW_SHARE`` (5%) of the time. Widget values are only assigned,
+never read, from these threads. Stopping is ``Trainer.stop()``: the run ends after the
+current optimizer step and keeps its partial history.
+"""
+
+from .controller import DRAW_SHARE, Dashboard
+from .layout import CONTROLLED_FIELDS, LR_RANGE
+
+__all__ = ["CONTROLLED_FIELDS", "DRAW_SHARE", "LR_RANGE", "Dashboard"]

@@ -1,0 +1,242 @@
+"""The plot helper process: ``render_png`` run beside the kernel, so training keeps its pace.
+
+Drawing a figure is a few hundred milliseconds of pure Python; in the training process
+it would hold the GIL that the training thread needs between its torch calls, and slow
+training by far more than the drawing's own share of the CPU (measured: 20-28% with
+redraws at 5% of the time). In a helper process it runs on another core, and all the
+training process does per redraw is send the rows that arrived since the last one and
+read back the PNG.
+
+The helper imports this module from the same nbtrain as the dashboard (the folder that
+holds the package goes first on its path; see ``helper_command``), so it loads the
+standard library, matplotlib, Pillow, ``nbtrain.measures`` and ``nbtrain.views.liveplot``,
+never torch or ipywidgets (``import nbtrain`` is lazy). It talks over its stdin/stdout
+pipes in length-prefixed pickle frames, keeps its own copy of the runs' rows, and exits
+when its stdin closes (the dashboard is garbage-collected or the kernel ends). Anything
+that goes wrong with it raises ``PlotProcessError``; the dashboard then draws in-process.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+from .liveplot import plot_settings, render_png
+
+__all__ = ["PlotProcess", "PlotProcessError", "PlotProcessNotReady", "helper_command"]
+
+_STEP_KEYS = ("epoch", "step", "loss", "grad_norm", "clipped", "lr")  # what the plots read of a step row
+_HEADER = struct.Struct(">Q")
+# The folder that holds the nbtrain package (the checkout, or site-packages).
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class PlotProcessError(RuntimeError):
+    """The helper process could not start, died, or answered with an error."""
+
+
+class PlotProcessNotReady(PlotProcessError):
+    """The helper has not finished starting (importing matplotlib); draw elsewhere this time."""
+
+
+def _write_frame(stream, obj) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(data)) + data)
+    stream.flush()
+
+
+def _read_frame(stream):
+    head = stream.read(_HEADER.size)
+    if len(head) < _HEADER.size:
+        raise EOFError("pipe closed")
+    (n,) = _HEADER.unpack(head)
+    data = stream.read(n)
+    if len(data) < n:
+        raise EOFError("pipe closed mid-frame")
+    return pickle.loads(data)
+
+
+class PlotProcess:
+    """``render_png`` in a helper process; ``render(snapshot)`` has ``render_png``'s contract.
+
+    Only the rows added since the previous call cross the pipe (rows are only ever
+    appended to a run; a run that disappears from the snapshot is dropped). One caller at
+    a time: the dashboard serialises its redraws. ``renders`` counts the PNGs it returned;
+    ``cpu_seconds`` holds the helper's CPU time per render (for benchmarks).
+    """
+
+    def __init__(self, reply_timeout: float = 30.0) -> None:
+        self.reply_timeout = reply_timeout
+        self.renders = 0
+        self.cpu_seconds: list[float] = []
+        self._sent: dict[int, tuple[int, int]] = {}  # run index -> (step rows, epoch rows) sent
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen | None = None
+        try:
+            self._proc = subprocess.Popen(
+                helper_command(),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env={**os.environ, "MPLBACKEND": "Agg"},
+            )
+        except OSError as exc:
+            raise PlotProcessError(f"could not start the plot process: {exc}") from exc
+        self._ready = threading.Event()
+        self._start_error = ""
+        threading.Thread(target=self._await_ready, name="nbtrain-plot-start", daemon=True).start()
+
+    def _await_ready(self) -> None:
+        # The helper says "ready" once matplotlib and Pillow are imported (about a second).
+        proc = self._proc
+        try:
+            hello = _read_frame(proc.stdout)
+            if hello != "ready":
+                raise EOFError(f"unexpected greeting {hello!r}")
+        except Exception as exc:
+            self._start_error = f"the plot process did not start: {exc}"
+        self._ready.set()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until the helper has started (True) or ``timeout`` passed (False)."""
+        return self._ready.wait(timeout) and not self._start_error
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def render(self, snapshot: list[tuple], figsize: tuple[float, float] = (12.0, 3.4), dpi: int = 72) -> bytes:
+        if not self._ready.is_set():
+            raise PlotProcessNotReady("the plot process is still starting")
+        with self._lock:
+            if self._start_error:
+                raise PlotProcessError(self._start_error)
+            if not self.alive:
+                raise PlotProcessError("the plot process is not running")
+            runs = []
+            sent = {}
+            for index, label, config, steps, epochs, spe, is_current in snapshot:
+                n_steps, n_epochs = self._sent.get(index, (0, 0))
+                new_steps = [tuple(r[k] for k in _STEP_KEYS) for r in steps[n_steps:]]
+                new_epochs = [dict(r) for r in epochs[n_epochs:]]
+                runs.append((index, label, plot_settings(config), n_steps, new_steps, n_epochs, new_epochs, spe,
+                             is_current))
+                sent[index] = (len(steps), len(epochs))
+            # A helper that hangs must not hang the dashboard: past the timeout it is killed,
+            # the read below sees the pipe close, and the caller draws in-process.
+            watchdog = threading.Timer(self.reply_timeout, self._kill_quietly, args=(self._proc,))
+            watchdog.daemon = True
+            watchdog.start()
+            try:
+                _write_frame(self._proc.stdin, {"runs": runs, "figsize": tuple(figsize), "dpi": dpi})
+                reply = _read_frame(self._proc.stdout)
+            except (OSError, EOFError, ValueError, pickle.PickleError) as exc:
+                self._kill()
+                raise PlotProcessError(f"the plot process stopped answering: {exc}") from exc
+            finally:
+                watchdog.cancel()
+            if "error" in reply:
+                # The helper's copy of the rows may now be off: start afresh next time.
+                self._sent = {}
+                raise PlotProcessError(f"the plot process failed to draw: {reply['error']}")
+            self._sent = sent
+            self.renders += 1
+            self.cpu_seconds.append(reply["cpu_s"])
+            return reply["png"]
+
+    def close(self) -> None:
+        """End the helper (closing its stdin ends its loop); kill it if it lingers."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            proc.stdin.close()
+            proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait()
+        finally:
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+    @staticmethod
+    def _kill_quietly(proc: subprocess.Popen) -> None:
+        try:
+            proc.kill()
+        except OSError:
+            pass
+
+    def _kill(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def _serve(stdin, stdout) -> None:
+    """The helper's loop: apply each frame's new rows, draw, answer with the PNG."""
+    import matplotlib.backends.backend_agg  # noqa: F401  (the slow imports, before "ready")
+    import matplotlib.figure  # noqa: F401
+    import PIL.Image  # noqa: F401
+
+    _write_frame(stdout, "ready")
+    runs: dict[int, dict] = {}
+    while True:
+        try:
+            msg = _read_frame(stdin)
+        except EOFError:
+            return
+        try:
+            t0 = time.process_time()
+            order = []
+            for index, label, config, n_steps, new_steps, n_epochs, new_epochs, spe, is_current in msg["runs"]:
+                run = runs.get(index)
+                if run is None or len(run["steps"]) != n_steps or len(run["epochs"]) != n_epochs:
+                    if n_steps or n_epochs:  # the sender thinks we have rows we do not have
+                        raise RuntimeError(f"out of step on run {index}")
+                    run = runs[index] = {"steps": [], "epochs": []}
+                run["steps"].extend(dict(zip(_STEP_KEYS, r)) for r in new_steps)
+                run["epochs"].extend(new_epochs)
+                order.append((index, label, config, run["steps"], run["epochs"], spe, is_current))
+            for index in set(runs) - {item[0] for item in order}:
+                del runs[index]
+            png = render_png(order, figsize=msg["figsize"], dpi=msg["dpi"])
+            reply = {"png": png, "cpu_s": time.process_time() - t0}
+        except Exception as exc:
+            runs.clear()
+            reply = {"error": f"{type(exc).__name__}: {exc}"}
+        _write_frame(stdout, reply)
+
+
+def helper_command(then: str = "plotprocess.serve_stdio()") -> list[str]:
+    """The command line of the helper process: import this module, then run ``then``.
+
+    The folder holding this nbtrain goes first on the helper's ``sys.path`` (in place of
+    the working directory), so the helper runs the same code as the dashboard wherever the
+    kernel was started and however nbtrain was put on the kernel's path.
+    """
+    boot = (
+        f"import sys; root = {_PACKAGE_PARENT!r}; "
+        "sys.path[:] = [root] + [p for p in sys.path if p not in ('', root)]; "
+        "from nbtrain.views import plotprocess; "
+    )
+    return [sys.executable, "-u", "-c", boot + then]
+
+
+def serve_stdio() -> None:
+    """The helper's entry point: serve frames on stdin/stdout until stdin closes."""
+    _serve(sys.stdin.buffer, sys.stdout.buffer)
+
+
+if __name__ == "__main__":  # python -m nbtrain.views.plotprocess: the helper, by hand
+    serve_stdio()
