@@ -13,26 +13,22 @@ import pytest
 from torch.utils.data import TensorDataset
 
 from nbtrain import TrainConfig
-from nbtrain.sweeps.runner import (
-    DONE_FILE,
-    RESULTS_FILE,
-    add_sweep_parser,
-    config_label,
-    load_sweep,
-    load_sweep_spec,
-    plan,
-    run_trial,
-    sweep,
-    sweep_command,
-)
+from nbtrain.files import read_json
+from nbtrain.sweeps.command import add_sweep_parser, load_sweep_spec, sweep_command
+from nbtrain.sweeps.plan import callable_name, config_label, plan, trial_config
 from nbtrain.sweeps.plots import sweep_curves, sweep_heatmap
+from nbtrain.sweeps.runner import RESULTS_FILE, SPEC_FILE, load_sweep, sweep
+from nbtrain.sweeps.trial import DONE_FILE, callables_of, read_done, resume_point, run_trial
+from nbtrain.training.runfolder import CHECKPOINT_FILE, code_fingerprint
 
+from ci import unavailable
 from tasks import make_mlp, make_regression
 
 BASE = TrainConfig(lr=1e-2, grad_clip=1.0, epochs=3, batch_size=16, scheduler_patience=0, name="tiny")
 # two good learning rates, one that overflows (diverged) and one the config rejects (failed)
 GRID = {"lr": [1e-2, 3e-2, 1e30, -1.0], "grad_clip": [0.5]}
 SEEDS = [0, 1]
+NEW_CODE = "0123456789abcdef"  # the fingerprint of some other version of nbtrain
 NUMERIC = ["best_val_loss", "final_val_loss", "grad_norm_growth_p50", "grad_norm_growth_max", "clip_fraction",
            "final_lr", "best_epoch", "lr_cuts", "epochs_done"]
 
@@ -140,7 +136,9 @@ def test_run_trial_in_process(tmp_path):
     assert {"config.json", "history.json", "checkpoint.pt", DONE_FILE} <= {p.name for p in folder.iterdir()}
     saved = TrainConfig.from_json(folder / "config.json")
     assert (saved.lr, saved.seed, saved.grad_clip) == (1e-2, 3, BASE.grad_clip)
-    assert json.loads((folder / DONE_FILE).read_text())["row"]["best_val_loss"] == row["best_val_loss"]
+    done = read_json(folder / DONE_FILE)
+    assert done["row"]["best_val_loss"] == row["best_val_loss"]
+    assert done["code"] == code_fingerprint()
 
     row = run_trial(bad, tiny_model, tiny_data, single_thread=False)
     assert row["status"] == "failed" and row["error"] == "lr must be > 0, got 0.0"
@@ -226,28 +224,89 @@ def test_a_changed_base_config_is_not_reused(local_sweep, tmp_path):
     assert log.read_text().split() == ["0"]
     assert table["epochs_done"].tolist() == [2]
     # nor a trial that another model_fn trained (the functions' qualified names are recorded)
-    from nbtrain.sweeps.runner import _callable_name, _read_done
-
     trial = plan(BASE.replace(epochs=2), grid, [0], out)[0]
     config = BASE.replace(epochs=2, lr=1e-2, grad_clip=0.5, seed=0, name=f"tiny lr=0.01_clip=0.5 seed=0").to_dict()
-    fns = {"model_fn": _callable_name(CountingModel(log)), "data_fn": _callable_name(tiny_data)}
+    fns = {"model_fn": callable_name(CountingModel(log)), "data_fn": callable_name(tiny_data)}
     assert fns == {"model_fn": "test_sweep.CountingModel", "data_fn": "test_sweep.tiny_data"}
-    assert _read_done(Path(trial.run_dir), config, fns)["epochs_done"] == 2
-    assert _read_done(Path(trial.run_dir), config, {**fns, "model_fn": "test_sweep.tiny_model"}) is None
+    assert read_done(trial.run_dir, config, fns)["epochs_done"] == 2
+    assert read_done(trial.run_dir, config, {**fns, "model_fn": "test_sweep.tiny_model"}) is None
+
+
+def test_trials_of_other_code_are_trained_again(local_sweep, tmp_path, monkeypatch):
+    src, first, _ = local_sweep
+    out = tmp_path / "grid"
+    shutil.copytree(src, out)
+    spec = read_json(src / SPEC_FILE)
+    assert spec["code"] == code_fingerprint() and spec["seeds"] == SEEDS
+    # the code changes (a new nbtrain, an edited module): no trial the old code made is read back
+    import nbtrain.sweeps.runner
+
+    monkeypatch.setattr(nbtrain.sweeps.runner, "code_fingerprint", lambda: NEW_CODE)
+    log = tmp_path / "calls.txt"
+    lines = []
+    again = sweep(BASE, GRID, SEEDS, out=out, max_workers=2, model_fn=CountingModel(log), data_fn=tiny_data,
+                  progress=False, sink=lines.append)
+    assert "0 already done, 8 to run" in lines[0]
+    assert sorted(log.read_text().split()) == ["0", "0", "0", "1", "1", "1"]  # lr -1.0 builds no model
+    _same_numbers(again, first)
+    assert {read_json(Path(p) / DONE_FILE)["code"] for p in again["run_dir"]} == {NEW_CODE}
+    # the same code again: every trial is read back
+    lines.clear()
+    sweep(BASE, GRID, SEEDS, out=out, max_workers=2, model_fn=CountingModel(log), data_fn=tiny_data,
+          progress=False, sink=lines.append)
+    assert "8 already done, 0 to run (nothing to train)" in lines[0]
+
+
+def test_a_checkpoint_of_other_code_is_not_resumed(tmp_path, monkeypatch):
+    import nbtrain.sweeps.trial
+    import nbtrain.training.trainer
+
+    (trial,) = plan(BASE, {"lr": [1e-2]}, [0], tmp_path)
+    run_dir, config = Path(trial.run_dir), trial_config(trial).to_dict()
+    fns = callables_of(tiny_model, tiny_data)
+    resumed_from = []
+    real_train = nbtrain.training.trainer.train
+
+    def spy_train(*args, resume=None, **kw):
+        resumed_from.append(resume)
+        return real_train(*args, resume=resume, **kw)
+
+    monkeypatch.setattr(nbtrain.training.trainer, "train", spy_train)
+    first = run_trial(trial, tiny_model, tiny_data, single_thread=False)
+    here = code_fingerprint()
+    assert read_json(run_dir / DONE_FILE)["code"] == here
+    assert read_done(run_dir, config, fns) == first
+    assert read_done(run_dir, config, fns, code=NEW_CODE) is None
+    assert resume_point(run_dir, config, here) == run_dir / CHECKPOINT_FILE  # the checkpoint says which code
+    assert resume_point(run_dir, config, NEW_CODE) is None
+
+    # other code finds the trial: it trains it from scratch, not from this code's checkpoint
+    monkeypatch.setattr(nbtrain.sweeps.trial, "code_fingerprint", lambda: NEW_CODE)
+    again = run_trial(trial, tiny_model, tiny_data, single_thread=False)
+    assert resumed_from == [None, None]
+    assert read_json(run_dir / DONE_FILE)["code"] == NEW_CODE
+    assert {k: again[k] for k in NUMERIC} == {k: first[k] for k in NUMERIC}
+    # a trial interrupted under the same code resumes from its checkpoint
+    (run_dir / DONE_FILE).unlink()
+    run_trial(trial, tiny_model, tiny_data, single_thread=False)
+    assert resumed_from[-1] == run_dir / CHECKPOINT_FILE
 
 
 # -- the Ray backend -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def ray_cluster():
-    ray = pytest.importorskip("ray", reason="the Ray backend needs the ray extra")
+    try:
+        import ray
+    except ImportError as exc:
+        unavailable(f"the Ray backend test needs Ray (pip install -e '.[ray]'): {exc}")
     # Ray's workers import this test module (and tasks.py) by name, like the local backend's
     tests_dir = str(Path(__file__).parent)
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (tests_dir, old) if p)
     try:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    except Exception as exc:  # Ray's node start timed out (a loaded machine): say so, don't hide it
-        pytest.skip(f"Ray could not start a local cluster here: {type(exc).__name__}: {exc}")
+    except Exception as exc:  # e.g. Ray's node start timed out on a loaded machine
+        unavailable(f"Ray could not start a local cluster here: {type(exc).__name__}: {exc}")
     finally:
         if old is None:
             os.environ.pop("PYTHONPATH", None)
@@ -362,8 +421,7 @@ def test_sweep_file_and_command(tmp_path, monkeypatch, capsys):
                  "train_time_s": 1.0, "run_dir": "x"} for lr in grid["lr"] for s in seeds]
         return pd.DataFrame(rows)
 
-    # `nbtrain.sweep` is the function (exported by the package); patch it in its module
-    monkeypatch.setattr(sys.modules["nbtrain.sweeps.runner"], "sweep", fake_sweep)
+    monkeypatch.setattr("nbtrain.sweeps.command.sweep", fake_sweep)  # the name sweep_command calls
     assert args.func(args) == 0
     base, grid, seeds, kw = calls[0]
     assert base.epochs == 1 and grid == {"lr": [1e-5, 5e-6]} and seeds == [0, 1]

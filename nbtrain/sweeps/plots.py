@@ -1,4 +1,4 @@
-"""Views of a sweep table (``nbtrain.sweep.sweep`` or ``load_sweep``).
+"""Views of a sweep table (``nbtrain.sweep`` or ``nbtrain.load_sweep``).
 
 ``sweep_heatmap`` takes ``ax=None`` and returns the Axes it drew on; ``sweep_curves``
 draws several panels and returns the Figure.
@@ -11,7 +11,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .runner import SHORT_NAMES
+from ..training.runfolder import HISTORY_FILE
+from .plan import SHORT_NAMES
 
 SPREADS = ("std", "minmax")
 
@@ -46,6 +47,57 @@ def _fmt(value: float, fmt: str) -> str:
     return format(value, fmt) if math.isfinite(value) else "n/a"
 
 
+def _cell_label(cell: np.ndarray, spread: str, fmt: str) -> str:
+    """A heatmap cell's text: mean, spread over the seeds (when there are two or more), run count."""
+    if len(cell) == 0:
+        return "no runs"
+    m = float(cell.mean())
+    if len(cell) == 1:  # no spread to show
+        return f"{_fmt(m, fmt)}\nn=1"
+    if spread == "std":
+        extra = f"± {_fmt(float(cell.std(ddof=1)), fmt)}"
+    else:
+        extra = f"[{_fmt(float(cell.min()), fmt)}, {_fmt(float(cell.max()), fmt)}]"
+    return f"{_fmt(m, fmt)}\n{extra}\nn={len(cell)}"
+
+
+def _cells(data, x: str, y: str, metric: str, xs: list, ys: list, spread: str, fmt: str):
+    """The (len(ys), len(xs)) means (NaN where no runs) and the cells' labels."""
+    mean = np.full((len(ys), len(xs)), np.nan)
+    labels = [["" for _ in xs] for _ in ys]
+    for yi, yv in enumerate(ys):
+        for xi, xv in enumerate(xs):
+            cell = data[(data[x] == xv) & (data[y] == yv)][metric].astype(float).to_numpy()
+            labels[yi][xi] = _cell_label(cell, spread, fmt)
+            if len(cell):
+                mean[yi, xi] = float(cell.mean())
+    return mean, labels
+
+
+def _draw_cells(ax, mean: np.ndarray, labels: list, cmap: str):
+    image = ax.imshow(np.ma.masked_invalid(mean), cmap=cmap, aspect="auto", origin="lower")
+    finite = mean[np.isfinite(mean)]
+    mid = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    for yi in range(mean.shape[0]):
+        for xi in range(mean.shape[1]):
+            v = mean[yi, xi]
+            # light text on the dark end of the colormap, dark text on the light end
+            dark_cell = math.isfinite(v) and ((v > mid) == cmap.endswith("_r"))
+            ax.text(xi, yi, labels[yi][xi], ha="center", va="center", fontsize=8,
+                    color="white" if dark_cell else "black")
+    return image
+
+
+def _heatmap_title(table, x: str, y: str, metric: str, where, left_out: int) -> str:
+    others = [c for c in _grid_columns(table) if c not in (x, y) and not (where and c in where)]
+    title = f"{metric}: mean over seeds" + "".join(f", {c}" for c in others)
+    if where:
+        title += "\n" + ", ".join(f"{k}={v}" for k, v in where.items())
+    if left_out:
+        title += f"\n({left_out} run(s) without a value left out)"
+    return title
+
+
 def sweep_heatmap(
     table,
     x: str,
@@ -72,59 +124,21 @@ def sweep_heatmap(
     if x == y:
         raise ValueError(f"x and y must be different columns, got {x!r} twice")
     data = _select(table, where)
-    values = data[metric].astype(float)
-    ok = np.isfinite(values.to_numpy())
-    left_out = int((~ok).sum())
-    data = data[ok]
+    ok = np.isfinite(data[metric].astype(float).to_numpy())
     xs = sorted(table[x].dropna().unique().tolist())
     ys = sorted(table[y].dropna().unique().tolist())
-    mean = np.full((len(ys), len(xs)), np.nan)
-    labels = [["" for _ in xs] for _ in ys]
-    for (yi, yv) in enumerate(ys):
-        for (xi, xv) in enumerate(xs):
-            cell = data[(data[x] == xv) & (data[y] == yv)][metric].astype(float).to_numpy()
-            if len(cell) == 0:
-                labels[yi][xi] = "no runs"
-                continue
-            m = float(cell.mean())
-            mean[yi, xi] = m
-            if len(cell) == 1:  # no spread to show
-                labels[yi][xi] = f"{_fmt(m, fmt)}\nn=1"
-                continue
-            if spread == "std":
-                extra = f"± {_fmt(float(cell.std(ddof=1)), fmt)}"
-            else:
-                extra = f"[{_fmt(float(cell.min()), fmt)}, {_fmt(float(cell.max()), fmt)}]"
-            labels[yi][xi] = f"{_fmt(m, fmt)}\n{extra}\nn={len(cell)}"
-
+    mean, labels = _cells(data[ok], x, y, metric, xs, ys, spread, fmt)
     if ax is None:
         import matplotlib.pyplot as plt
 
         _, ax = plt.subplots(figsize=(1.9 * len(xs) + 2.2, 1.2 * len(ys) + 1.6))
-    masked = np.ma.masked_invalid(mean)
-    image = ax.imshow(masked, cmap=cmap, aspect="auto", origin="lower")
-    finite = mean[np.isfinite(mean)]
-    mid = (finite.min() + finite.max()) / 2 if finite.size else 0.0
-    for yi in range(len(ys)):
-        for xi in range(len(xs)):
-            v = mean[yi, xi]
-            # light text on the dark end of the colormap, dark text on the light end
-            dark_cell = math.isfinite(v) and ((v > mid) == cmap.endswith("_r"))
-            ax.text(xi, yi, labels[yi][xi], ha="center", va="center", fontsize=8,
-                    color="white" if dark_cell else "black")
+    image = _draw_cells(ax, mean, labels, cmap)
     ax.set_xticks(range(len(xs)), [str(v) for v in xs])
     ax.set_yticks(range(len(ys)), [str(v) for v in ys])
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     ax.figure.colorbar(image, ax=ax, label=f"{metric} (mean)")
-    others = [c for c in _grid_columns(table) if c not in (x, y) and not (where and c in where)]
-    over = "seeds" + "".join(f", {c}" for c in others)
-    title = f"{metric}: mean over {over}"
-    if where:
-        title += "\n" + ", ".join(f"{k}={v}" for k, v in where.items())
-    if left_out:
-        title += f"\n({left_out} run(s) without a value left out)"
-    ax.set_title(title, fontsize=10)
+    ax.set_title(_heatmap_title(table, x, y, metric, where, int((~ok).sum())), fontsize=10)
     return ax
 
 
@@ -133,7 +147,7 @@ def _history_frame(run_dir: str):
 
     from ..training.history import History
 
-    path = Path(run_dir) / "history.json"
+    path = Path(run_dir) / HISTORY_FILE
     if not path.is_file():
         return None
     return History.load(path).to_dataframe("epoch")
