@@ -31,6 +31,7 @@ Epoch rows (``History.epochs``)::
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -84,7 +85,7 @@ class History:
         self.steps = [r for r in self.steps if r["epoch"] < n_epochs]
 
     def copy(self) -> "History":
-        return History(self.steps, self.epochs, from_json_safe(json.loads(json.dumps(to_json_safe(self.meta)))))
+        return History(self.steps, self.epochs, copy.deepcopy(self.meta))
 
     # -- views ------------------------------------------------------------------------
     def __len__(self) -> int:
