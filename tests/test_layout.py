@@ -24,11 +24,14 @@ ALLOWED = {
     "measures": set(),
     "reference": set(),
     "training": {"files", "measures", "reference"},
-    "diagnosis": {"files", "measures", "training"},
+    "logs": {"files", "measures", "training"},
+    "recording": {"files", "measures", "training"},
+    "integrations": {"files", "measures", "training", "recording"},
+    "diagnosis": {"files", "measures", "training", "logs"},
     "probes": {"files", "measures", "training", "diagnosis"},
-    "views": {"files", "measures", "training", "diagnosis", "reference"},
+    "views": {"files", "measures", "training", "logs", "diagnosis", "reference"},
     "sweeps": {"files", "measures", "training", "diagnosis", "reference"},
-    "cli": {"files", "measures", "training", "diagnosis", "reference", "probes", "views", "sweeps"},
+    "cli": {"files", "measures", "training", "logs", "diagnosis", "reference", "probes", "views", "sweeps"},
     "__main__": {"cli"},
     "__init__": set(),
 }
@@ -75,7 +78,8 @@ def _imports(path: Path) -> set[str]:
 def test_import_nbtrain_loads_no_heavy_library():
     code = (
         "import sys, nbtrain\n"
-        "heavy = ('torch', 'matplotlib', 'ipywidgets', 'ray', 'tensorboard', 'pandas')\n"
+        "heavy = ('torch', 'matplotlib', 'ipywidgets', 'ray', 'tensorboard', 'pandas', 'lightning', 'transformers',"
+        " 'keras')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
