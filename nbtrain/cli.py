@@ -1,4 +1,7 @@
-"""Command line: ``nbtrain train``, ``demo``, ``diagnose`` and ``compare``."""
+"""Command line: ``nbtrain train``, ``demo``, ``diagnose`` and ``compare``.
+
+``diagnose`` and ``compare`` take run folders or any log ``nbtrain.read_log`` reads.
+"""
 
 from __future__ import annotations
 
@@ -53,10 +56,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
     from .diagnosis.diagnostics import diagnose
-    from .training.runfolder import load_run
+    from .logs.loading import load_log
 
-    loaded = load_run(args.run_dir)
-    diagnosis = diagnose(loaded.history, loaded.config)
+    if args.clip is not None and not 0 < args.clip < float("inf"):
+        raise CommandError(f"--clip must be > 0, got {args.clip}")
+    loaded = load_log(args.path, args.log_format)
+    config = loaded.config
+    if args.clip is not None:
+        if config is not None:
+            config = config.replace(grad_clip=args.clip)
+        else:  # a log states only some settings: add the threshold to them
+            meta_config = loaded.history.meta.get("config")
+            loaded.history.meta["config"] = {**(meta_config if isinstance(meta_config, dict) else {}),
+                                             "grad_clip": args.clip}
+    diagnosis = diagnose(loaded.history, config)
     if args.format == "json":
         print(json.dumps(diagnosis.to_dict(), indent=2))
     else:
@@ -67,12 +80,13 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from .logs.loading import load_log
     from .views.compare import compare_runs
 
-    if len(args.run_dirs) < 2:
-        raise CommandError("compare needs at least two run folders")
+    if len(args.paths) < 2:
+        raise CommandError("compare needs at least two run folders or logs")
     png = None if args.no_png else Path(args.png)
-    table = compare_runs(list(args.run_dirs), png=png)
+    table = compare_runs([load_log(p, args.log_format) for p in args.paths], png=png)
     with pd.option_context("display.width", 200, "display.max_columns", 50):
         print(table.to_string(float_format=lambda v: f"{v:.4g}"))
     if png is not None:
@@ -157,13 +171,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch CPU threads (default 1: at batch 8 a second thread buys little and oversubscribes busy cores)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("diagnose", help="print the diagnosis of a run folder")
-    p.add_argument("run_dir")
-    p.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    from .logs.reader import FORMATS
+
+    log_formats = ("auto", *FORMATS)
+    p = sub.add_parser("diagnose", help="print the diagnosis of a run folder or a log (Hugging Face, Lightning, ...)")
+    p.add_argument("path", help="a run folder, or any log nbtrain.read_log reads (trainer_state.json, metrics.csv, "
+                                "a Keras CSVLogger file, TensorBoard events, ... or a folder holding one)")
+    p.add_argument("--format", choices=("markdown", "json"), default="markdown", help="the report's format")
+    p.add_argument("--log-format", dest="log_format", choices=log_formats, default="auto",
+                   help="the log's format (default: detected from the path)")
+    p.add_argument("--clip", type=float, help="the clip threshold the run used, when the log does not say")
     p.set_defaults(func=cmd_diagnose)
 
-    p = sub.add_parser("compare", help="compare two or more run folders side by side")
-    p.add_argument("run_dirs", nargs="+")
+    p = sub.add_parser("compare", help="compare two or more run folders or logs side by side")
+    p.add_argument("paths", nargs="+", help="run folders or logs (anything nbtrain.read_log reads)")
+    p.add_argument("--log-format", dest="log_format", choices=log_formats, default="auto",
+                   help="the logs' format (default: detected from each path)")
     p.add_argument("--png", default="comparison.png", help="where to write the comparison plot")
     p.add_argument("--no-png", action="store_true")
     p.set_defaults(func=cmd_compare)
@@ -184,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (CommandError, ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"nbtrain {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:  # an optional library a log needs: the message says what to install
+        if "pip install" not in str(exc):
+            raise
         print(f"nbtrain {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,7 +1,8 @@
-"""Saved runs side by side: load run folders, summarize each, one table for all.
+"""Saved runs side by side: load run folders and logs, summarize each, one table for all.
 
 A run folder (written by ``nbtrain.train(..., out=...)``) holds ``config.json``,
-``history.json`` and ``checkpoint.pt``; only ``history.json`` is required here.
+``history.json`` and ``checkpoint.pt``; only ``history.json`` is required here. Any other
+path is a log that ``nbtrain.read_log`` reads (``nbtrain.logs.load_log``).
 """
 
 from __future__ import annotations
@@ -13,25 +14,28 @@ from typing import Any, Iterable
 import pandas as pd
 
 from ..diagnosis.summary import summarize
+from ..logs.loading import load_log
 from ..training.config import TrainConfig
 from ..training.history import History
-from ..training.runfolder import LoadedRun, load_run
+from ..training.runfolder import LoadedRun
 
 
 def _as_loaded(run: Any, i: int) -> tuple[str, History | Any, TrainConfig | None]:
     if isinstance(run, LoadedRun):
         return run.name, run.history, run.config
     if isinstance(run, (str, os.PathLike)):
-        loaded = load_run(run)
+        loaded = load_log(run)
         return loaded.name, loaded.history, loaded.config
     if isinstance(run, tuple) and len(run) == 2 and isinstance(run[0], str):
         return run[0], run[1], None
-    raise TypeError(f"runs[{i}] must be a run folder, a LoadedRun or a (label, history) pair, got {type(run).__name__}")
+    raise TypeError(f"runs[{i}] must be a run folder, a log path, a LoadedRun or a (label, history) pair, "
+                    f"got {type(run).__name__}")
 
 
 def compare_runs(runs: Iterable[Any], png: str | os.PathLike | None = None) -> pd.DataFrame:
-    """One row per run (see ``summarize``), indexed by run name. With ``png``, also
-    writes the validation-loss curves of all runs to that file."""
+    """One row per run (see ``summarize``), indexed by run name. ``runs``: run folders, log
+    paths (anything ``read_log`` reads), LoadedRuns or ``(label, history)`` pairs. With
+    ``png``, also writes the validation-loss curves of all runs to that file."""
     if isinstance(runs, (str, os.PathLike)) or not hasattr(runs, "__iter__"):
         raise TypeError(f"runs must be a list of run folders, LoadedRuns or (label, history) pairs, got {runs!r}")
     items = [_as_loaded(r, i) for i, r in enumerate(runs)]
