@@ -13,10 +13,15 @@ RUNS ?= runs
 
 .PHONY: setup demo test test-fast browser-deps bench clean
 
+# Everything the tests use: the dev tools and every optional integration they exercise. The
+# constraint keeps the extras (Lightning, accelerate, Ray) from replacing the pinned torch build.
+EXTRAS ?= dev,ray,tensorboard,lightning,transformers,keras
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[dev,ray,tensorboard]"
+	echo "$(TORCH_SPEC)" > $(VENV)/torch-constraint.txt
+	$(PY) -m pip install --quiet -c $(VENV)/torch-constraint.txt -e ".[$(EXTRAS)]"
 	touch $@
 
 setup: $(VENV)/.installed
