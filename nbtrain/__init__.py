@@ -37,7 +37,11 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "LoadedRun": ("nbtrain.training.runfolder", "LoadedRun"),
     "RunFolderError": ("nbtrain.training.runfolder", "RunFolderError"),
     "load_run": ("nbtrain.training.runfolder", "load_run"),
+    "Recorder": ("nbtrain.recording.recorder", "Recorder"),
     "TensorBoardCallback": ("nbtrain.training.tensorboard", "TensorBoardCallback"),
+    # other tools' logs
+    "read_log": ("nbtrain.logs", "read_log"),
+    "LogFormatError": ("nbtrain.logs", "LogFormatError"),
     # the reference experiment
     "make_reference_data": ("nbtrain.reference.data", "make_reference_data"),
     "ReferenceModel": ("nbtrain.reference.models", "ReferenceModel"),

@@ -29,6 +29,17 @@ gradient growth
     (``"p90"``) or maximum (``"max"``) of the window's pooled step norms. Without step
     rows, the per-epoch statistics stand in: the window's mean p50/p90 and its largest max.
     For a 7-epoch run the late window is epochs 5-6.
+evaluation windows
+    When evaluation points carry the global ``step`` they were taken at, the step rows of
+    evaluation ``i`` are those with ``evaluation_step[i-1] < step <= evaluation_step[i]``
+    (``evaluation_windows``); step rows after the last evaluation belong to none. Otherwise
+    step rows are grouped by their integer epoch.
+spike
+    A value at least ``SPIKE_RATIO`` (10) times the running median: the median of the
+    ``SPIKE_WINDOW`` (50) finite positive values before it, once at least
+    ``SPIKE_MIN_HISTORY`` (10) of them exist (``spikes``). Relative to the run's own values,
+    so norms of 1e5 can be normal; a steady rise moves the median along and is no spike.
+    Zeros, NaN and inf are skipped (neither spikes nor part of the median).
 plateau settings
     ``plateau_kwargs(config)``: the keyword arguments of torch's ``ReduceLROnPlateau``
     for a config (nbtrain always uses mode ``"min"`` and threshold mode ``"rel"``);
@@ -37,6 +48,7 @@ plateau settings
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
@@ -45,6 +57,9 @@ CUT_RTOL = 1e-9  # relative LR drop that counts as a cut (ignores float round-of
 PLATEAU_MODE = "min"
 PLATEAU_THRESHOLD_MODE = "rel"
 GROWTH_STATS = ("p50", "p90", "max")
+SPIKE_RATIO = 10.0  # a spike is at least this many times the running median
+SPIKE_WINDOW = 50  # values in the running median (the ones before the value tested)
+SPIKE_MIN_HISTORY = 10  # values needed before the first one can be a spike
 
 
 # -- numbers ---------------------------------------------------------------------------
@@ -62,7 +77,11 @@ def percentile(values: Iterable[Any], q: float) -> float:
     """The ``q``-th percentile (0-100) of the finite ``values``; NaN when there are none."""
     if not 0 <= q <= 100:
         raise ValueError(f"q must be between 0 and 100, got {q!r}")
-    ordered = sorted(finite(values))
+    return _percentile_of_sorted(sorted(finite(values)), q)
+
+
+def _percentile_of_sorted(ordered: Sequence[float], q: float) -> float:
+    """``percentile`` of finite values already in ascending order."""
     if not ordered:
         return float("nan")
     pos = (len(ordered) - 1) * (q / 100.0)  # q / 100 is the same double as the literal 0.9
@@ -160,6 +179,58 @@ def clip_fraction(clipped: Sequence[Any] | None = None, per_epoch: Sequence[Any]
     return sum(v for _, v in pairs) / len(pairs), "mean of per-epoch clip_fraction"
 
 
+# -- evaluation windows -----------------------------------------------------------------------
+def evaluation_windows(step_numbers: Sequence[Any], evaluation_steps: Sequence[Any]) -> list[int | None] | None:
+    """Per step row, the index of the evaluation whose window holds it (see the module's
+    definitions), or None after the last evaluation; None when the steps cannot be placed
+    (an evaluation step that is not finite, or evaluation steps that do not increase)."""
+    evals = [float(s) if is_finite(s) else None for s in evaluation_steps]
+    if any(s is None for s in evals) or any(b <= a for a, b in zip(evals, evals[1:])):
+        return None
+    out: list[int | None] = []
+    for s in step_numbers:
+        if not is_finite(s):
+            out.append(None)
+            continue
+        i = bisect.bisect_left(evals, float(s))
+        out.append(i if i < len(evals) else None)
+    return out
+
+
+# -- spikes ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Spike:
+    """One value far above the running median before it (see the module's definitions)."""
+
+    index: int  # position in the sequence given
+    value: float
+    median: float  # running median of the values before it
+    ratio: float  # value / median
+
+
+def spikes(values: Sequence[Any], ratio: float = SPIKE_RATIO, window: int = SPIKE_WINDOW,
+           min_history: int = SPIKE_MIN_HISTORY) -> list[Spike]:
+    """The spikes of ``values`` (see the module's definitions), in order."""
+    if not ratio > 1 or window < 1 or min_history < 1:
+        raise ValueError(f"need ratio > 1, window >= 1 and min_history >= 1, got {ratio!r}, {window!r}, {min_history!r}")
+    recent: list[float] = []  # the window, in arrival order
+    ordered: list[float] = []  # the same values, sorted
+    out = []
+    for i, v in enumerate(values):
+        if not is_finite(v) or v <= 0:
+            continue
+        v = float(v)
+        if len(ordered) >= min_history:
+            median = _percentile_of_sorted(ordered, 50)
+            if median > 0 and v >= ratio * median:
+                out.append(Spike(i, v, median, v / median))
+        recent.append(v)
+        bisect.insort(ordered, v)
+        if len(recent) > window:
+            ordered.pop(bisect.bisect_left(ordered, recent.pop(0)))
+    return out
+
+
 # -- gradient growth -----------------------------------------------------------------------
 def late_window(n_epochs: int) -> int:
     """How many of the last epochs form the late window: a third, at least one, never epoch 0."""
@@ -233,10 +304,15 @@ __all__ = [
     "CUT_RTOL",
     "GROWTH_STATS",
     "Growth",
+    "SPIKE_MIN_HISTORY",
+    "SPIKE_RATIO",
+    "SPIKE_WINDOW",
+    "Spike",
     "PLATEAU_MODE",
     "PLATEAU_THRESHOLD_MODE",
     "clip_fraction",
     "epoch_stats",
+    "evaluation_windows",
     "finite",
     "growth_from_epochs",
     "growth_from_steps",
@@ -247,5 +323,6 @@ __all__ = [
     "percentile",
     "plateau_kwargs",
     "ratio",
+    "spikes",
     "uses_plateau",
 ]

@@ -70,3 +70,61 @@ def healthy_history() -> History:
 
 def growing_norms(n: int, start: float = 1.0, factor: float = 1.6, steps: int = 20) -> list[list[float]]:
     return [[start * factor**e * (0.8 + 0.4 * i / steps) for i in range(steps)] for e in range(n)]
+
+
+# -- logs as other libraries write them (the shape of the issue-14 contract) ---------------------
+def hf_history(
+    n_steps: int = 1000,
+    log_every: int = 10,
+    eval_every: int = 200,
+    warmup: int = 100,
+    lr: float = 5e-5,
+    val: list[float] | None = None,
+    norm: float = 1.5,
+) -> History:
+    """A Hugging Face Trainer-like log: a step row every ``log_every`` steps (``step``, fractional
+    ``epoch``, ``loss``, pre-clip ``grad_norm``, ``lr`` of a linear warmup then linear decay), and an
+    evaluation row every ``eval_every`` steps (``step``, ``epoch``, ``val_loss``), no config."""
+    steps, evals = [], []
+    n_evals = n_steps // eval_every
+    val = val if val is not None else [1.0 - 0.3 * i / max(n_evals - 1, 1) for i in range(n_evals)]
+    for s in range(log_every, n_steps + 1, log_every):
+        rate = lr * (s / warmup if s < warmup else (n_steps - s) / (n_steps - warmup))
+        steps.append({"step": s, "epoch": round(s / 250, 4), "loss": 2.0 * math.exp(-s / 400) + 0.3 + 0.02 * math.sin(s),
+                      "grad_norm": norm * (1 + 0.1 * math.sin(s / 7)), "lr": rate})
+        if s % eval_every == 0 and s // eval_every <= len(val):
+            evals.append({"step": s, "epoch": round(s / 250, 4), "val_loss": val[s // eval_every - 1]})
+    return History(steps=steps, epochs=evals,
+                   meta={"source": {"format": "huggingface", "path": "trainer_state.json"}, "evaluation_unit": "step"})
+
+
+def torch_lrs(make_scheduler, n: int, val: list[float] | None = None, lr: float = 0.1) -> list[float]:
+    """The LR a real torch scheduler gives: the LR in force at each of ``n`` steps (``val``: the
+    values a ReduceLROnPlateau steps on; then the LR after each step is returned)."""
+    import torch
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=lr)
+    sched = make_scheduler(opt)
+    out = []
+    for i in range(n):
+        if val is None:
+            out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step(val[i]) if val is not None else sched.step()
+        if val is not None:
+            out.append(opt.param_groups[0]["lr"])
+    return out
+
+
+def step_history(lrs: list[float], loss: list[float] | None = None, norms: list[float] | None = None,
+                 evaluation_every: int | None = None, val: list[float] | None = None) -> History:
+    """Step rows with the given LRs (steps 1..n), and optionally evaluations every N steps."""
+    n = len(lrs)
+    steps = [{"step": i + 1, "lr": v, "loss": (loss[i] if loss else 1.0), "grad_norm": (norms[i] if norms else 1.0)}
+             for i, v in enumerate(lrs)]
+    evals = []
+    if evaluation_every:
+        evals = [{"step": s, "val_loss": val[k] if val else 1.0}
+                 for k, s in enumerate(range(evaluation_every, n + 1, evaluation_every))]
+    return History(steps=steps, epochs=evals, meta={"evaluation_unit": "step"})

@@ -246,9 +246,12 @@ def test_only_validation_losses():
     d = diagnose(df)
     assert d.codes == []
     text = " ".join(d.not_checked)
-    assert "no grad_norm columns" in text and "no train_loss column" in text and "no lr column" in text
+    assert "no grad_norm columns" in text and "no train_loss column" in text
     assert "rows taken as epochs 0-3" in text
-    assert any("assumed ReduceLROnPlateau" in a for a in d.assumptions)
+    # issue 14: no config and no LR logged: the scheduler is unknown, never assumed to be ReduceLROnPlateau
+    assert "scheduler unknown (no config states it and no LR is logged" in text and "LR_NOT_ADAPTING" in text
+    assert not any("ReduceLROnPlateau" in a for a in d.assumptions)
+    assert d.settings["scheduler"] is None
 
 
 def test_clip_threshold_inferred_from_step_rows():
@@ -262,9 +265,19 @@ def test_clip_threshold_inferred_from_step_rows():
 
 
 def test_partial_config_dict_states_its_defaults():
-    d = diagnose(seed_frame(), {"lr": 2e-5, "grad_clip": 2.0})
+    d = diagnose(seed_frame(), {"lr": 2e-5, "grad_clip": 2.0, "scheduler": "plateau"})
     assert any("'scheduler_patience'" in a and "5" in a for a in d.assumptions)
     assert LR_NOT_ADAPTING in d.codes
+
+
+def test_partial_config_without_scheduler_infers_it_from_the_log():
+    # issue 14: a partial config that does not state the scheduler does not mean ReduceLROnPlateau
+    d = diagnose(seed_frame(), {"lr": 2e-5, "grad_clip": 2.0})
+    assert LR_NOT_ADAPTING not in d.codes and RUN_TOO_SHORT_FOR_PATIENCE not in d.codes
+    assert d.settings["scheduler"] == "constant" and d.settings["schedule"]["source"] == "inferred"
+    assert any("logged LR is constant" in n and "LR_NOT_ADAPTING" in n for n in d.not_checked)
+    assert any("constant LR 2e-05" in a for a in d.assumptions)
+    assert GRADIENT_GROWTH in d.codes and d.settings["grad_clip"] == 2.0
 
 
 def test_rising_lr_means_not_a_plateau_scheduler():

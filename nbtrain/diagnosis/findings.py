@@ -21,9 +21,14 @@ HEAVY_CLIPPING = "HEAVY_CLIPPING"
 VAL_FLUCTUATING = "VAL_FLUCTUATING"
 OVERFITTING = "OVERFITTING"
 TRAIN_LOSS_PLATEAU = "TRAIN_LOSS_PLATEAU"
+GRADIENT_SPIKES = "GRADIENT_SPIKES"
+LOSS_SPIKES = "LOSS_SPIKES"
+ZERO_GRADIENTS = "ZERO_GRADIENTS"
 
 CODES: dict[str, str] = {
-    NON_FINITE: "a loss, gradient norm or LR in the log is NaN or infinite",
+    NON_FINITE: "a logged loss, gradient norm or LR is NaN or infinite (values not logged never count); a "
+    "non-finite loss is divergence (critical), non-finite gradient norms with finite losses (and rows flagged "
+    "skipped) are the loss scaler's skipped steps under fp16 (info, or a warning when over 5% of the steps)",
     LR_NOT_ADAPTING: "plateau scheduler, LR unchanged while the validation loss has not beaten its best "
     "(by the scheduler's threshold) for 2+ epochs; gives the scheduler's real state and next cut",
     RUN_TOO_SHORT_FOR_PATIENCE: "fewer than patience + 2 epochs and the validation loss stalled at the end: "
@@ -37,6 +42,12 @@ CODES: dict[str, str] = {
     "separates up-and-down noise (swing, scatter around the trend) from a one-way stall",
     OVERFITTING: "over the last epochs the training loss falls while the validation loss rises",
     TRAIN_LOSS_PLATEAU: "training loss improved by less than 1% over its previous best in the last 3 epochs",
+    GRADIENT_SPIKES: "single steps whose pre-clip gradient norm is at least 10x the running median of the 50 steps "
+    "before them (count, steps, sizes); steady growth is GRADIENT_GROWTH",
+    LOSS_SPIKES: "single steps whose training loss is at least 10x the running median of the 50 steps before them; "
+    "a warning when the loss did not come back down afterwards",
+    ZERO_GRADIENTS: "logged gradient norm exactly 0 on steps with a nonzero loss (frozen parameters, a detached "
+    "graph or a logging bug), with the share of steps",
 }
 
 SEVERITIES = ("info", "warning", "critical")

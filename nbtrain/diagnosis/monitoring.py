@@ -125,7 +125,7 @@ def val_improving(data: RunData, s: Settings) -> Verdict:
     share = len(new_best) / (len(val) - 1)
     status = HELD if share >= CONSISTENT_SHARE else NOT_HELD
     return Verdict(name, claim, status, {"new_best_epochs": new_best, "share": share, "required": CONSISTENT_SHARE,
-                                         "best": float(np.nanmin(val))},
+                                         "best": min(measures.finite(val.tolist()), default=float("nan"))},
                    f"{len(new_best)} of {len(val) - 1} epochs after the first set a new best ({share:.0%}); held at "
                    f">= {CONSISTENT_SHARE:.0%}.")
 
@@ -136,7 +136,8 @@ def train_decreasing(data: RunData, s: Settings) -> Verdict:
     t = _trend_input(data, "train_loss", name, claim, "needs a train_loss column (or step losses)")
     if isinstance(t, Verdict):
         return t
-    down = np.diff(t) < 0
+    with np.errstate(invalid="ignore"):  # inf - inf: not a fall
+        down = np.diff(t) < 0
     share = float(np.mean(down))
     evidence: dict[str, Any] = {"share_decreasing": share, "required": CONSISTENT_SHARE,
                                 "first": float(t[0]), "last": float(t[-1])}

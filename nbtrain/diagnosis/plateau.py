@@ -253,6 +253,26 @@ def simulate_plateau(
     return out
 
 
+def keras_plateau_cuts(
+    val_losses: Sequence[float],
+    patience: int,
+    min_delta: float = 1e-4,
+    cooldown: int = 0,
+    mode: str = "min",
+) -> list[int]:
+    """The epochs (0-based) at whose end Keras's ``ReduceLROnPlateau`` cuts the LR: its wait
+    counter REACHES ``patience``; an improvement must beat the best by the absolute ``min_delta``.
+
+    >>> keras_plateau_cuts([1.0, 1.0, 1.0], patience=1)
+    [1, 2]
+    """
+    values = _check(val_losses, 1.0, patience, 0.1, min_delta, "abs", cooldown, 0.0, mode, 0.0)
+    keras = _Keras(patience, min_delta, cooldown, mode)
+    for epoch, v in enumerate(values):
+        keras.step(epoch, v)
+    return list(keras.cuts)
+
+
 def plateau_state(
     val_losses: Sequence[float],
     lr: float,
@@ -296,4 +316,4 @@ def plateau_state(
     return state
 
 
-__all__ = ["PlateauState", "plateau_state", "simulate_plateau"]
+__all__ = ["PlateauState", "keras_plateau_cuts", "plateau_state", "simulate_plateau"]

@@ -1,14 +1,17 @@
 """A log as DataFrames, whatever form it came in, with the run measurements applied to it.
 
 ``as_run_data`` accepts a History, a DataFrame of epoch rows, a dict ``{"epochs": ...,
-"steps": ...}`` or anything with a ``.history`` (a Run, a LoadedRun). The measurements
-themselves are defined once, in ``nbtrain.measures``; the methods here only feed them
-the right columns.
+"steps": ...}``, anything with a ``.history`` (a Run, a LoadedRun) or a path to a log
+(read by ``nbtrain.logs.read_log``). ``frames`` defines how: which cells were logged, the
+evaluation points (the epoch rows), their unit and which step rows belong to each. The
+measurements themselves are defined once, in ``nbtrain.measures``; the methods here only
+feed them the right columns.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,62 +20,123 @@ import pandas as pd
 
 from .. import measures
 from ..training.history import History
+from . import frames
+from .units import Units
 
 
 @dataclass
 class RunData:
-    """A log as DataFrames: epoch rows (sorted, with per-epoch statistics filled in from
-    the step rows where the epoch rows lack them) and step rows (or None)."""
+    """A log as DataFrames: epoch rows (the evaluation points, sorted, with per-point
+    statistics filled in from the step rows where the epoch rows lack them) and step rows
+    (or None), plus which cells were logged (``logged``) and how the points are named."""
 
     epochs: pd.DataFrame
     steps: pd.DataFrame | None
     meta: dict
     notes: list[str] = field(default_factory=list)  # how the input was interpreted
+    epochs_logged: pd.DataFrame | None = None  # True where a cell was logged; None: all were
+    steps_logged: pd.DataFrame | None = None
+    unit: str = "epoch"  # "epoch", "step" or "index" (see ``frames``)
+    ids: list = field(default_factory=list)  # each point's epoch, step or count, per ``unit``
+    grouping: str | None = None  # "step" (evaluation windows), "epoch" or None
+    step_point: np.ndarray | None = None  # per step row: position of its point, -1 for none
+
+    # -- cells ---------------------------------------------------------------------------------
+    def _frames(self, level: str) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+        if level not in ("epoch", "step"):
+            raise ValueError(f"level must be 'epoch' or 'step', got {level!r}")
+        return (self.epochs, self.epochs_logged) if level == "epoch" else (self.steps, self.steps_logged)
+
+    def logged(self, name: str, level: str = "epoch") -> np.ndarray:
+        """Per row, whether the log holds a value for ``name`` (NaN and inf are values;
+        an absent key is not). All False when the column is missing."""
+        df, flags = self._frames(level)
+        if df is None:
+            return np.zeros(0, dtype=bool)
+        if name not in df.columns:
+            return np.zeros(len(df), dtype=bool)
+        if flags is None or name not in flags.columns:
+            return np.ones(len(df), dtype=bool)
+        return flags[name].to_numpy(dtype=bool).copy()
 
     def col(self, name: str, level: str = "epoch") -> np.ndarray | None:
-        """A column as a float array, or None when missing or entirely empty."""
-        df = self.epochs if level == "epoch" else self.steps
+        """A column as a float array (NaN where not logged), or None when missing or empty."""
+        df, flags = self._frames(level)
         if df is None or name not in df.columns or len(df) == 0:
             return None
         values = pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=float)
+        if flags is not None and name in flags.columns:
+            return values if flags[name].any() else None
         if np.all(np.isnan(values)) and not df[name].map(_is_nan_number).all():
             return None
         return values
 
+    # -- the evaluation points ---------------------------------------------------------------
     @property
     def n_epochs(self) -> int:
         return len(self.epochs)
 
     @property
-    def epoch_numbers(self) -> list[int]:
-        return [int(e) for e in self.epochs["epoch"]]
+    def epoch_numbers(self) -> list:
+        """The points' ids: epochs (nbtrain, Keras), steps or counts (see ``unit``)."""
+        return list(self.ids)
+
+    @property
+    def positions(self) -> list[float]:
+        """The x of each point in trend fits: its epoch (``unit`` "epoch"), else its position."""
+        return [float(i) for i in self.ids] if self.unit == "epoch" else [float(i) for i in range(len(self.ids))]
+
+    def units(self) -> Units:
+        return Units(self.unit, tuple(self.ids))
+
+    def step_values(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(row positions, values)`` of the step rows that logged ``name``; None without them."""
+        values = self.col(name, "step")
+        if values is None:
+            return None
+        rows = np.flatnonzero(self.logged(name, "step"))
+        return rows, values[rows]
+
+    def step_numbers(self) -> np.ndarray:
+        """The ``step`` of each step row (its row position when the log has none)."""
+        s = frames.numbers(self.steps, "step")
+        n = 0 if self.steps is None else len(self.steps)
+        return s if s is not None else np.arange(n, dtype=float)
 
     # -- the run measurements (defined in nbtrain.measures) -------------------------------
-    def lr_cuts(self, initial_lr: float | None = None) -> list[tuple[int, float, float]] | None:
-        """``(epoch, old, new)`` per LR cut in the logged ``lr``; None without an lr column.
+    def lr_cuts(self, initial_lr: float | None = None) -> list[tuple[Any, float, float]] | None:
+        """``(point, old, new)`` per LR cut in the logged ``lr``; None without an lr column.
 
-        The LR before epoch 0 is the first ``lr_start`` when logged, else ``initial_lr``."""
+        The LR before the first point is the first ``lr_start`` when logged, else ``initial_lr``."""
         lr = self.col("lr")
         if lr is None:
             return None
         start = self.col("lr_start")
         before = start[0] if start is not None and math.isfinite(start[0]) else initial_lr
-        return measures.lr_cuts(lr.tolist(), self.epoch_numbers, before)
+        cuts = measures.lr_cuts(lr.tolist(), range(len(lr)), before)
+        return [(self.ids[i], old, new) for i, old, new in cuts]
 
-    def cut_epochs(self, initial_lr: float | None = None) -> list[int] | None:
-        """The epochs of ``lr_cuts`` (whose scheduler step lowered the LR); None without an lr column."""
+    def cut_epochs(self, initial_lr: float | None = None) -> list | None:
+        """The points of ``lr_cuts`` (whose scheduler step lowered the LR); None without an lr column."""
         cuts = self.lr_cuts(initial_lr)
         return None if cuts is None else [e for e, _, _ in cuts]
 
-    def clip_fraction(self, upto_epoch: int | None = None) -> tuple[float | None, str]:
-        """Share of the steps clipped (through ``upto_epoch``), and its source."""
-        steps = self.steps
-        if steps is not None and "clipped" in steps.columns:
-            if upto_epoch is not None and "epoch" in steps.columns:
-                steps = steps[steps["epoch"] <= upto_epoch]
-            if len(steps):
-                return measures.clip_fraction(clipped=steps["clipped"].tolist())
-        keep = slice(None) if upto_epoch is None else np.asarray(self.epoch_numbers) <= upto_epoch
+    def _steps_through(self, last: Any) -> np.ndarray:
+        """Mask of the step rows up to the point ``last`` (see ``upto``)."""
+        if self.grouping == "epoch" and self.unit == "epoch":
+            return frames.numbers(self.steps, "epoch") <= last
+        k = sum(1 for i in self.ids if i <= last)
+        return (self.step_point >= 0) & (self.step_point < k)
+
+    def clip_fraction(self, upto_epoch: Any = None) -> tuple[float | None, str]:
+        """Share of the steps clipped (through the point ``upto_epoch``), and its source."""
+        if self.steps is not None and "clipped" in self.steps.columns:
+            keep = self.logged("clipped", "step")
+            if upto_epoch is not None and self.grouping is not None:
+                keep &= self._steps_through(upto_epoch)
+            if keep.any():
+                return measures.clip_fraction(clipped=self.steps["clipped"][keep].tolist())
+        keep = slice(None) if upto_epoch is None else np.asarray(self.ids) <= upto_epoch
         per_epoch, n = self.col("clip_fraction"), self.col("n_steps")
         return measures.clip_fraction(
             per_epoch=None if per_epoch is None else per_epoch[keep].tolist(),
@@ -82,29 +146,50 @@ class RunData:
     def growth(self, stat: str = "p50") -> measures.Growth | None:
         """Gradient growth of the pre-clip norm (``measures`` defines it); None when unmeasurable."""
         grouped = self.norms_by_epoch()
-        if grouped is not None:
+        if grouped:
             return measures.growth_from_steps(grouped, stat)
         values = self.col(f"grad_norm_{stat}")
         if values is None:
             return None
-        return measures.growth_from_epochs(values.tolist(), self.epoch_numbers, stat)
+        return measures.growth_from_epochs(values.tolist(), self.ids, stat)
 
-    def norms_by_epoch(self) -> dict[int, list[float]] | None:
-        """The step rows' pre-clip ``grad_norm`` grouped by epoch; None without step norms."""
-        steps = self.steps
-        if steps is None or not {"grad_norm", "epoch"} <= set(steps.columns):
+    def norms_by_epoch(self) -> dict[Any, list[float]] | None:
+        """The step rows' logged pre-clip ``grad_norm`` grouped by point (nbtrain's runs: by the
+        steps' epoch); None without step norms."""
+        got = self.step_values("grad_norm")
+        if got is None or self.grouping is None:
             return None
-        norms = pd.to_numeric(steps["grad_norm"], errors="coerce")
-        return {int(e): g.tolist() for e, g in norms.groupby(steps["epoch"])}
+        rows, norms = got
+        if self.grouping == "epoch" and self.unit == "epoch":
+            keys = frames.step_epochs(self.steps)
+            out: dict[Any, list[float]] = {}
+            for r, v in zip(rows, norms):
+                if keys[r] is not None:
+                    out.setdefault(keys[r], []).append(float(v))
+            return dict(sorted(out.items()))
+        out = {}
+        for r, v in zip(rows, norms):
+            if self.step_point[r] >= 0:
+                out.setdefault(self.ids[self.step_point[r]], []).append(float(v))
+        return dict(sorted(out.items()))
 
-    def upto(self, last_epoch: int) -> "RunData":
-        """The same run cut after ``last_epoch`` (epoch and step rows alike)."""
-        epochs = self.epochs[self.epochs["epoch"] <= last_epoch].reset_index(drop=True)
-        steps = self.steps
-        if steps is not None and "epoch" in steps.columns:
-            steps = steps[steps["epoch"] <= last_epoch].reset_index(drop=True)
-            steps = steps if len(steps) else None
-        return RunData(epochs=epochs, steps=steps, meta=self.meta, notes=list(self.notes))
+    def upto(self, last_epoch: Any) -> "RunData":
+        """The same run cut after the point ``last_epoch`` (epoch and step rows alike)."""
+        keep = np.asarray(self.ids) <= last_epoch
+        data = RunData(
+            epochs=self.epochs[keep].reset_index(drop=True), steps=self.steps, meta=self.meta,
+            notes=list(self.notes), unit=self.unit, ids=[i for i, k in zip(self.ids, keep) if k],
+            grouping=self.grouping, step_point=self.step_point,
+            epochs_logged=None if self.epochs_logged is None else self.epochs_logged[keep].reset_index(drop=True),
+            steps_logged=self.steps_logged,
+        )
+        if self.steps is not None and self.grouping is not None:
+            rows = self._steps_through(last_epoch)
+            data.steps = self.steps[rows].reset_index(drop=True) if rows.any() else None
+            data.step_point = self.step_point[rows] if rows.any() else None
+            if self.steps_logged is not None:
+                data.steps_logged = self.steps_logged[rows].reset_index(drop=True) if rows.any() else None
+        return data
 
     def largest_norm(self) -> tuple[float | None, str]:
         """The largest finite pre-clip norm of the run, and its source."""
@@ -121,80 +206,19 @@ def _is_nan_number(v: Any) -> bool:
 
 def as_run_data(history: Any) -> RunData:
     """Accept a History, a DataFrame of epoch rows, a dict ``{"epochs": ..., "steps": ...}``
-    (DataFrames or lists of row dicts), or anything with a ``.history`` (a Run, a LoadedRun)."""
-    notes: list[str] = []
-    meta: dict = {}
+    (DataFrames or lists of row dicts), anything with a ``.history`` (a Run, a LoadedRun), a
+    path to a log (``nbtrain.logs.read_log`` reads it) or a RunData (returned as it is)."""
+    if isinstance(history, RunData):
+        return history
+    if isinstance(history, (str, os.PathLike)):
+        from ..logs import read_log
+
+        history = read_log(history)
     if not isinstance(history, (History, pd.DataFrame, dict)) and isinstance(getattr(history, "history", None), History):
         history = history.history
-    if isinstance(history, History):
-        epochs = history.to_dataframe("epoch")
-        steps = history.to_dataframe("step") if history.steps else None
-        meta = dict(history.meta)
-    elif isinstance(history, pd.DataFrame):
-        epochs, steps = history.copy(), None
-    elif isinstance(history, dict):
-        unknown = sorted(set(history) - {"epochs", "steps", "meta"})
-        if unknown or "epochs" not in history and "steps" not in history:
-            raise ValueError(
-                f"history dict must have keys 'epochs' and optionally 'steps', got {sorted(history)!r}"
-            )
-        epochs = _frame(history.get("epochs"), "epochs")
-        steps = _frame(history.get("steps"), "steps")
-        meta = dict(history.get("meta") or {})
-    else:
-        raise TypeError(
-            "history must be an nbtrain History, a pandas DataFrame of epoch rows or a dict "
-            f"{{'epochs': df, 'steps': df}}, got {type(history).__name__}"
-        )
-    if steps is not None and steps.empty:
-        steps = None
-    epochs = epochs.copy() if epochs is not None else pd.DataFrame()
-    if steps is not None and "epoch" not in steps.columns:
-        notes.append("step rows have no 'epoch' column: per-epoch statistics from steps not derived")
-    if epochs.empty and steps is not None and "epoch" in steps.columns:
-        epochs = pd.DataFrame({"epoch": sorted(int(e) for e in steps["epoch"].unique())})
-        notes.append("no epoch rows: epochs rebuilt from the step rows")
-    if "epoch" not in epochs.columns:
-        epochs.insert(0, "epoch", range(len(epochs)))
-        if len(epochs):
-            notes.append(f"no 'epoch' column: rows taken as epochs 0-{len(epochs) - 1}")
-    epochs = epochs.sort_values("epoch", kind="stable").reset_index(drop=True)
-    if steps is not None and "epoch" in steps.columns:
-        epochs = _fill_from_steps(epochs, steps)
-    return RunData(epochs=epochs, steps=steps, meta=meta, notes=notes)
-
-
-def _frame(value: Any, name: str) -> pd.DataFrame | None:
-    if value is None:
-        return None
-    if isinstance(value, pd.DataFrame):
-        return value.copy()
-    if isinstance(value, (list, tuple)):
-        return pd.DataFrame(list(value))
-    raise TypeError(f"history[{name!r}] must be a DataFrame or a list of row dicts, got {type(value).__name__}")
-
-
-# epoch column <- the step column it is computed from (by ``measures.epoch_stats``)
-_FROM_STEPS = {
-    "n_steps": "epoch",
-    "grad_norm_p50": "grad_norm",
-    "grad_norm_p90": "grad_norm",
-    "grad_norm_max": "grad_norm",
-    "clip_fraction": "clipped",
-    "train_loss": "loss",
-}
-
-
-def _fill_from_steps(epochs: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
-    """Per-epoch statistics the epoch rows lack, computed from the step rows."""
-    missing = [c for c, src in _FROM_STEPS.items() if c not in epochs.columns and src in steps.columns]
-    if missing:
-        stats = {int(e): measures.epoch_stats(group.to_dict("records")) for e, group in steps.groupby("epoch")}
-        for name in missing:
-            epochs[name] = [stats.get(int(e), {}).get(name, np.nan) for e in epochs["epoch"]]
-    if "lr" in steps.columns and "lr_start" not in epochs.columns:
-        epochs["lr_start"] = epochs["epoch"].map(steps.groupby("epoch")["lr"].first())
-    return epochs
+    f = frames.build(history)
+    return RunData(epochs=f.epochs, steps=f.steps, meta=f.meta, notes=f.notes, epochs_logged=f.epochs_logged,
+                   steps_logged=f.steps_logged, unit=f.unit, ids=f.ids, grouping=f.grouping, step_point=f.step_point)
 
 
 __all__ = ["RunData", "as_run_data"]

@@ -17,8 +17,9 @@ def summarize(history: Any, config: Any = None) -> dict:
 
     ``grad_norm_growth_p50`` / ``_max`` are ``RunData.growth`` (defined in
     ``nbtrain.measures``): the late third of the epochs against the first epoch.
-    ``lr_cuts`` counts the logged cuts (``measures.lr_cuts``) of a run with the plateau scheduler
-    or an unknown one (None for other schedulers).
+    ``lr_cuts`` counts the logged cuts (``measures.lr_cuts``) of a run with the plateau scheduler,
+    an unknown one, or one read from the log as step cuts or a constant LR (None for other
+    schedulers, whose LR moves at every step).
     """
     data = as_run_data(history)
     settings, _ = resolve_settings(config, data)
@@ -34,7 +35,7 @@ def summarize(history: Any, config: Any = None) -> dict:
         out[f"grad_norm_growth_{stat}"] = None if g is None else g.ratio
     out["clip_fraction"] = data.clip_fraction()[0]
     cuts = data.lr_cuts(settings.lr)
-    plateau_or_unknown = measures.uses_plateau(settings) or settings.scheduler is None
+    plateau_or_unknown = measures.uses_plateau(settings) or settings.scheduler in (None, "step", "constant")
     out["lr_cuts"] = len(cuts) if cuts is not None and plateau_or_unknown else None
     lr = data.col("lr")
     out["final_lr"] = float(lr[-1]) if lr is not None else None

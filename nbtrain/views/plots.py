@@ -2,7 +2,9 @@
 
 Every function takes ``ax=None``, creates a figure only when no Axes is given, and
 returns the Axes it drew on (``plot_run``, all four views of one run, returns its Figure).
-LR cuts are ``nbtrain.measures.lr_cuts`` (through ``RunData.lr_cuts``).
+LR cuts are ``nbtrain.measures.lr_cuts`` (through ``RunData.lr_cuts``), marked when the LR
+moves in cuts (``lr_shapes.classify``), not on smooth schedules. Evaluation points are
+drawn at their epoch, or at their step when the run names them by step (``RunData.unit``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..diagnosis.lr_shapes import classify
 from ..diagnosis.run_data import RunData, as_run_data
 from ..diagnosis.settings import resolve_settings
 
@@ -37,8 +40,13 @@ def _clip_from(data: RunData, clip: float | None) -> float | None:
     return None
 
 
+def _point_label(data: RunData) -> str:
+    """The x label of evaluation points: ``"epoch"``, ``"optimizer step"`` or ``"evaluation"``."""
+    return {"epoch": "epoch", "step": "optimizer step"}.get(data.unit, "evaluation")
+
+
 def plot_losses(history: Any, ax=None):
-    """Training and validation loss per epoch, the best validation epoch marked."""
+    """Training and validation loss per epoch (or evaluation), the best validation point marked."""
     data = as_run_data(history)
     ax = _axes(ax)
     x = data.epoch_numbers
@@ -50,8 +58,9 @@ def plot_losses(history: Any, ax=None):
     if val is not None and np.isfinite(val).any():
         i = int(np.nanargmin(np.where(np.isfinite(val), val, np.nan)))
         ax.scatter([x[i]], [val[i]], s=120, facecolors="none", edgecolors="black", zorder=3, label="best val")
-        ax.annotate(f"best {val[i]:.4g} (epoch {x[i]})", (x[i], val[i]), xytext=(5, 10), textcoords="offset points")
-    ax.set_xlabel("epoch")
+        ax.annotate(f"best {val[i]:.4g} ({data.units().at(x[i])})", (x[i], val[i]), xytext=(5, 10),
+                    textcoords="offset points")
+    ax.set_xlabel(_point_label(data))
     ax.set_ylabel("loss")
     ax.set_title("Loss")
     if ax.get_legend_handles_labels()[0]:
@@ -69,23 +78,25 @@ def plot_grad_norms(history: Any, clip: float | None = None, ax=None, log: bool 
     p50, p90, mx = data.col("grad_norm_p50"), data.col("grad_norm_p90"), data.col("grad_norm_max")
     if steps is not None and "grad_norm" in steps.columns:
         x = steps["step"].to_numpy() if "step" in steps.columns else np.arange(len(steps))
-        ax.plot(x, steps["grad_norm"].astype(float).to_numpy(), lw=0.6, alpha=0.6, label="pre-clip norm (step)")
-        if p50 is not None and p90 is not None and "epoch" in steps.columns:
-            for k, e in enumerate(data.epoch_numbers):
-                xs = x[(steps["epoch"] == e).to_numpy()]
+        norms = data.col("grad_norm", "step")
+        keep = data.logged("grad_norm", "step")
+        ax.plot(x[keep], norms[keep], lw=0.6, alpha=0.6, label="pre-clip norm (step)")
+        if p50 is not None and p90 is not None and data.step_point is not None:
+            for k in range(data.n_epochs):
+                xs = x[data.step_point == k]
                 if len(xs):
                     ax.fill_between([xs.min(), xs.max()], p50[k], p90[k], color="tab:orange", alpha=0.3,
-                                    label="epoch p50-p90" if k == 0 else None)
+                                    label=f"{data.units().noun} p50-p90" if k == 0 else None)
         ax.set_xlabel("optimizer step")
     else:
         x = data.epoch_numbers
         if p50 is not None and p90 is not None:
-            ax.fill_between(x, p50, p90, color="tab:orange", alpha=0.3, label="epoch p50-p90")
+            ax.fill_between(x, p50, p90, color="tab:orange", alpha=0.3, label=f"{data.units().noun} p50-p90")
         if p50 is not None:
             ax.plot(x, p50, marker="o", label="p50")
         if mx is not None:
             ax.plot(x, mx, marker="^", linestyle=":", label="max")
-        ax.set_xlabel("epoch")
+        ax.set_xlabel(_point_label(data))
     if clip is not None:
         ax.axhline(clip, color="red", linestyle="--", label=f"{CLIP_LINE_LABEL} {clip:g}")
     if log:
@@ -111,24 +122,23 @@ def plot_lr(history: Any, ax=None):
         if epoch_lr is not None and len(x) and math.isfinite(epoch_lr[-1]):
             # one more point: the LR after the last epoch's scheduler step (shows a final cut)
             x, y = np.append(x, x.max() + 1), np.append(y, epoch_lr[-1])
-        if "epoch" in steps.columns:
-            for e in data.epoch_numbers:
-                after = x[: len(steps)][(steps["epoch"] > e).to_numpy()]
-                cut_x[e] = float(after.min()) if len(after) else float(x[: len(steps)].max()) + 1
+        cut_x = _first_step_after(data, x[: len(steps)])
         ax.plot(x, y, drawstyle="steps-post", label="lr")
         ax.set_xlabel("optimizer step")
     else:
         lr = data.col("lr")
+        x, y = np.asarray(data.epoch_numbers, dtype=float), lr
         if lr is not None:
             ax.plot(data.epoch_numbers, lr, drawstyle="steps-post", marker="o", label="lr (after epoch)")
-        ax.set_xlabel("epoch")
-    cuts = data.lr_cuts() or []  # nbtrain.measures.lr_cuts on the logged LRs
+        ax.set_xlabel(_point_label(data))
+    in_cuts = y is not None and classify(x, y).kind == "cuts"
+    cuts = (data.lr_cuts() or []) if in_cuts else []  # nbtrain.measures.lr_cuts on the logged LRs
     x_last = max([cut_x.get(e, e) for e, _, _ in cuts] + [0])
     for e, old, new in cuts:
         xc = cut_x.get(e, e)
         ax.axvline(xc, color="gray", linestyle=":")
         late = x_last > 0 and xc > 0.7 * x_last and xc == x_last  # keep the last label inside the axes
-        ax.annotate(f"epoch {e}: {old:.3g} → {new:.3g}", (xc, new), xytext=(-4 if late else 4, 8),
+        ax.annotate(f"{data.units().at(e)}: {old:.3g} → {new:.3g}", (xc, new), xytext=(-4 if late else 4, 8),
                     textcoords="offset points", ha="right" if late else "left", fontsize=8)
     lines = [ln for ln in ax.get_lines() if ln.get_label() in ("lr", "lr (after epoch)")]
     if lines and all(np.all(np.asarray(ln.get_ydata(), float) > 0) for ln in lines):
@@ -136,6 +146,21 @@ def plot_lr(history: Any, ax=None):
     ax.set_ylabel("learning rate")
     ax.set_title("Learning rate")
     return ax
+
+
+def _first_step_after(data: RunData, x: np.ndarray) -> dict:
+    """Per evaluation point, the x of the first step after it (where a cut made there shows)."""
+    out = {}
+    if data.grouping == "step":
+        for e in data.epoch_numbers:
+            after = x[x > e]
+            out[e] = float(after.min()) if len(after) else float(x.max()) + 1
+    elif data.grouping == "epoch" and data.unit == "epoch":
+        epochs = data.steps["epoch"].to_numpy(dtype=float)
+        for e in data.epoch_numbers:
+            after = x[epochs > e]
+            out[e] = float(after.min()) if len(after) else float(x.max()) + 1
+    return out
 
 
 def plot_clip_fraction(history: Any, ax=None):
@@ -147,7 +172,7 @@ def plot_clip_fraction(history: Any, ax=None):
         ax.bar(data.epoch_numbers, cf * 100, color="tab:purple", label="clipped steps")
     ax.axhline(50, color="red", linestyle="--", label="half of the steps")
     ax.set_ylim(0, 100)
-    ax.set_xlabel("epoch")
+    ax.set_xlabel(_point_label(data))
     ax.set_ylabel("% of steps clipped")
     ax.set_title("Clipping")
     ax.legend()
@@ -166,7 +191,7 @@ def plot_overlay(histories: dict, metric: str = "val_loss", ax=None):
         values = r.col(metric)
         if values is not None:
             ax.plot(r.epoch_numbers, values, marker="o", label=label)
-    ax.set_xlabel("epoch")
+    ax.set_xlabel(_point_label(next(iter(runs.values()))))
     ax.set_ylabel(metric)
     ax.set_title(metric)
     ax.legend()
@@ -181,10 +206,10 @@ def plot_run(history: Any, config: Any = None):
     data = as_run_data(history)
     settings, _ = resolve_settings(config, data)
     fig, axes = plt.subplots(2, 2, figsize=(12, 8))
-    plot_losses(data_dict(data), ax=axes[0, 0])
-    plot_grad_norms(data_dict(data), clip=settings.grad_clip, ax=axes[0, 1])
-    plot_lr(data_dict(data), ax=axes[1, 0])
-    plot_clip_fraction(data_dict(data), ax=axes[1, 1])
+    plot_losses(data, ax=axes[0, 0])
+    plot_grad_norms(data, clip=settings.grad_clip, ax=axes[0, 1])
+    plot_lr(data, ax=axes[1, 0])
+    plot_clip_fraction(data, ax=axes[1, 1])
     title = getattr(config, "label", None) or (data.meta.get("config") or {}).get("name") or "training run"
     fig.suptitle(title)
     fig.tight_layout()

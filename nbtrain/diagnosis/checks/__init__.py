@@ -2,14 +2,19 @@
 
 Each check is a function ``check(ctx)`` that reads the log through its :class:`Context`
 (``context``) and adds :class:`~nbtrain.diagnosis.findings.Finding` s with ``ctx.add`` or
-notes what it could not check with ``ctx.skip``:
+notes what it could not check with ``ctx.skip``; texts name evaluation points with
+``ctx.u`` (``units``):
 
-- ``non_finite``: NON_FINITE;
-- ``scheduler``: the plateau scheduler (SCHEDULER_MISMATCH, LR_NOT_ADAPTING, RUN_TOO_SHORT_FOR_PATIENCE);
+- ``non_finite``: NON_FINITE (divergence, or the loss scaler's skipped steps);
+- ``zero_gradients``: ZERO_GRADIENTS;
+- ``scheduler``: the plateau scheduler (SCHEDULER_MISMATCH, RUN_TOO_SHORT_FOR_PATIENCE, and
+  LR_NOT_ADAPTING from ``lr_adaptation``), only for plateau schedulers;
 - ``gradients``: GRADIENT_GROWTH;
+- ``spikes``: GRADIENT_SPIKES, LOSS_SPIKES;
 - ``clipping``: HEAVY_CLIPPING (and the clip numbers the gradient check quotes);
 - ``losses``: VAL_FLUCTUATING, OVERFITTING, TRAIN_LOSS_PLATEAU.
 
 To add a finding: give it a code in ``findings.py`` (``CODES``), write its check in the
-module of its topic (or a new one), and add it to ``diagnostics.CHECKS``.
+module of its topic (or a new one), and add it to ``diagnostics.CHECKS`` and
+``diagnostics.CHECK_CODES`` (and ``STEP_CHECKS`` when it reads step rows only).
 """

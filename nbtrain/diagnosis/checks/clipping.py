@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..findings import HEAVY_CLIPPING, Finding
-from ..formatting import and_list, join, num, percent
+from ..formatting import join, num, percent
 from .context import PLAYBOOK, Context
 
 HEAVY_CLIP_FRACTION = 0.5  # the Tuning Playbook's "about half of all updates"
@@ -25,6 +25,7 @@ class ClipShare:
     overall: float | None
     last: float | None
     source: str
+    noun: str = "epoch"  # what the run's evaluation points are called
 
     @property
     def heavy_overall(self) -> bool:
@@ -37,7 +38,7 @@ class ClipShare:
     def sentence(self, subject: str = "of all steps were clipped") -> str:
         """``"47% of all steps were clipped (step rows); 62% in the last epoch."``"""
         text = f"{percent(self.overall)} {subject} ({self.source})"
-        return text + (f"; {percent(self.last)} in the last epoch." if self.last is not None else ".")
+        return text + (f"; {percent(self.last)} in the last {self.noun}." if self.last is not None else ".")
 
 
 def clip_share(ctx: Context) -> ClipShare:
@@ -46,14 +47,16 @@ def clip_share(ctx: Context) -> ClipShare:
     last = float(per_epoch[-1]) if per_epoch is not None and math.isfinite(per_epoch[-1]) else None
     if overall is None:
         last = None
-    return ClipShare(overall, last, source)
+    return ClipShare(overall, last, source, ctx.u.noun)
 
 
 def suggested_clip(ctx: Context) -> tuple[float | None, str]:
     """The Playbook's default threshold: the 90th percentile of the first epoch's pre-clip norms."""
     p90 = ctx.data.col("grad_norm_p90")
     if p90 is not None and math.isfinite(p90[0]):
-        return float(p90[0]), f"90th percentile of epoch {ctx.epochs[0]}'s pre-clip norms"
+        if ctx.u.whole_epochs:
+            return float(p90[0]), f"90th percentile of epoch {ctx.epochs[0]}'s pre-clip norms"
+        return float(p90[0]), f"90th percentile of the pre-clip norms up to {ctx.u.at(ctx.epochs[0])}"
     return None, ""
 
 
@@ -85,18 +88,18 @@ def check_clipping(ctx: Context) -> None:
 
 def _problem(ctx: Context, share: ClipShare, over_half: list[int]) -> str:
     """What was clipped, in words that match the evidence (overall, or only the last epoch)."""
-    clip = ctx.s.grad_clip
+    clip, n = ctx.s.grad_clip, ctx.u.noun
     at = f" at the threshold {num(clip)}" if clip is not None else ""
     if share.heavy_overall:
-        last = f"; {percent(share.last)} in the last epoch" if share.last is not None else ""
+        last = f"; {percent(share.last)} in the last {n}" if share.last is not None else ""
         return f"More than half of the optimizer steps overall ({percent(share.overall)}) were clipped{at}{last}."
     if share.heavy_last:
-        return (f"More than half of the optimizer steps in the last epoch ({percent(share.last)}) were clipped{at}; "
+        return (f"More than half of the optimizer steps in the last {n} ({percent(share.last)}) were clipped{at}; "
                 f"{percent(share.overall)} overall.")
     if ctx.epochs[-1] in over_half:
-        return f"More than half of the optimizer steps in the last epoch were clipped{at} (its median norm is above it)."
+        return f"More than half of the optimizer steps in the last {n} were clipped{at} (its median norm is above it)."
     return (f"More than half of the optimizer steps were clipped{at} in {len(over_half)} of {ctx.data.n_epochs} "
-            "epochs (their median norm is above it).")
+            f"{ctx.u.nouns} (their median norm is above it).")
 
 
 def _heavy_clipping(ctx: Context, share: ClipShare, over_half: list[int]) -> Finding:
@@ -108,11 +111,11 @@ def _heavy_clipping(ctx: Context, share: ClipShare, over_half: list[int]) -> Fin
         text.append(share.sentence())
         per_epoch = ctx.data.col("clip_fraction")
         if per_epoch is not None:
-            text.append(f"Clipped share per epoch: {join(per_epoch, percent)}.")
+            text.append(f"Clipped share per {ctx.u.noun}: {join(per_epoch, percent)}.")
     if over_half:
         evidence["epochs_median_above_clip"] = over_half
-        text.append(f"The median pre-clip norm exceeded the threshold {num(clip)} in epoch(s) "
-                    f"{and_list([str(e) for e in over_half])}: more than half of those epochs' steps were clipped.")
+        text.append(f"The median pre-clip norm exceeded the threshold {num(clip)} in {ctx.u.some(over_half)}: more "
+                    f"than half of those {ctx.u.nouns}' steps were clipped.")
     healthy, healthy_source = suggested_clip(ctx)
     evidence["suggested_clip"] = healthy
     raise_example = " (say 2.0 → 3.0)" if ctx.reference else ""
@@ -131,7 +134,7 @@ def _heavy_clipping(ctx: Context, share: ClipShare, over_half: list[int]) -> Fin
         + (f"; then set the threshold near {num(healthy)} (the {healthy_source})." if healthy is not None else "."),
         rationale="A smaller LR addresses why the gradients are large; the threshold near the 90th percentile "
         "of healthy norms keeps clipping for the rare spikes it is meant for.",
-        monitor="Clip fraction per epoch well under 50% (near 10% with a p90 threshold).",
+        monitor=f"Clip fraction per {ctx.u.noun} well under 50% (near 10% with a p90 threshold).",
     )
 
 

@@ -9,6 +9,7 @@ import numpy as np
 from ..findings import Finding
 from ..run_data import RunData
 from ..settings import Settings
+from ..units import Units
 
 PLAYBOOK = "Google's Deep Learning Tuning Playbook"
 
@@ -26,7 +27,8 @@ class Context:
         self.val: np.ndarray | None = self.data.col("val_loss")
         self.train: np.ndarray | None = self.data.col("train_loss")
         self.observed_lr: np.ndarray | None = self.data.col("lr")
-        self.epochs: list[int] = self.data.epoch_numbers
+        self.epochs: list = self.data.epoch_numbers  # the evaluation points' ids (``RunData.ids``)
+        self.u: Units = self.data.units()
 
     @property
     def reference(self) -> bool:
@@ -42,9 +44,13 @@ class Context:
         if finding is not None:
             self.findings.append(finding)
 
-    def cut_epochs(self) -> list[int] | None:
-        """Epochs whose scheduler step lowered the logged LR (``RunData.cut_epochs``)."""
-        return self.data.cut_epochs(self.s.lr)
+    def cut_epochs(self) -> list | None:
+        """Points whose scheduler step lowered the LR (``RunData.cut_epochs``); when the logged
+        LR is the one in force during each point (``Settings.lr_logged``), the point before."""
+        cuts = self.data.cut_epochs(self.s.lr)
+        if cuts is None or self.s.lr_logged != "during":
+            return cuts
+        return [self.epochs[self.epochs.index(c) - 1] for c in cuts if self.epochs.index(c) > 0]
 
 
 __all__ = ["Context", "PLAYBOOK"]

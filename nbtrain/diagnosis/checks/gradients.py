@@ -17,7 +17,7 @@ import numpy as np
 
 from ... import measures
 from ..findings import GRADIENT_GROWTH, Finding
-from ..formatting import epoch_span, join, lr_text, num
+from ..formatting import join, lr_text, num
 from .clipping import clip_share, suggested_clip
 from .context import PLAYBOOK, Context
 
@@ -27,9 +27,10 @@ CRITICAL_GROWTH_RATIO = 5.0
 NAMES = {"p50": "Median", "p90": "90th-percentile", "max": "Largest"}
 
 
-def log_linear_trend(epochs: list[int], values: np.ndarray) -> float | None:
-    """``exp(slope)`` of ``log(value)`` against the epoch over the finite positive values
-    (the factor per epoch); None with fewer than 3 of them."""
+def log_linear_trend(epochs: list[float], values: np.ndarray) -> float | None:
+    """``exp(slope)`` of ``log(value)`` against the epoch (``RunData.positions``: the epoch, or
+    the evaluation's position) over the finite positive values (the factor per epoch or
+    evaluation); None with fewer than 3 of them."""
     ok = np.isfinite(values) & (values > 0)
     if ok.sum() < 3:
         return None
@@ -43,7 +44,7 @@ def growth_evidence(ctx: Context) -> dict[str, dict]:
     for stat in measures.GROWTH_STATS:
         series = ctx.data.col(f"grad_norm_{stat}")
         growth = ctx.data.growth(stat)
-        trend = None if series is None else log_linear_trend(ctx.epochs, series)
+        trend = None if series is None else log_linear_trend(ctx.data.positions, series)
         if growth is None or trend is None:
             continue
         out[f"grad_norm_{stat}"] = {
@@ -59,7 +60,7 @@ def check_gradients(ctx: Context) -> None:
         ctx.skip("no grad_norm columns (grad_norm_p50/p90/max or step grad_norm): gradient growth not checked")
         return
     if ctx.data.n_epochs < 3:
-        ctx.skip(f"only {ctx.data.n_epochs} epoch(s): gradient growth needs at least 3")
+        ctx.skip(f"only {ctx.data.n_epochs} {ctx.u.noun}(s): gradient growth needs at least 3")
         return
     stats = growth_evidence(ctx)
     growing = {k: v for k, v in stats.items()
@@ -70,9 +71,9 @@ def check_gradients(ctx: Context) -> None:
 
 def _problem(ctx: Context, growing: dict[str, dict]) -> str:
     parts = [f"{NAMES[k.rsplit('_', 1)[1]].lower()} {v['ratio']:.2f}×" for k, v in growing.items()]
-    row = next(iter(growing.values()))
-    return (f"Pre-clip gradient norms grew over {ctx.data.n_epochs} epochs: {', '.join(parts)} "
-            f"({epoch_span(row['late_epochs'])}, the last third, against epoch {row['first_epoch']}).")
+    row, u = next(iter(growing.values())), ctx.u
+    return (f"Pre-clip gradient norms grew over {ctx.data.n_epochs} {u.nouns}: {', '.join(parts)} "
+            f"({u.span(row['late_epochs'])}, the last third, against {u.at(row['first_epoch'])}).")
 
 
 def _clip_text(ctx: Context, evidence: dict[str, Any]) -> list[str]:
@@ -97,22 +98,22 @@ def _suggestion(ctx: Context, healthy: float | None, healthy_source: str) -> str
     lr_hint = f" (e.g. {lr_text(ctx.s.lr)} → {lr_text(ctx.s.lr / 2)})" if ctx.s.lr else ""
     text = f"Lower the learning rate{lr_hint}."
     if healthy is not None:
-        text += (f" Set the clip threshold near {num(healthy)}, the {healthy_source} (a healthy epoch), "
+        text += (f" Set the clip threshold near {num(healthy)}, the {healthy_source} (a healthy {ctx.u.noun}), "
                  "instead of raising it to make room for the grown norms.")
     share = clip_share(ctx)
     if share.heavy_overall or share.heavy_last:
-        which = "all steps" if share.heavy_overall else "the last epoch's steps"
+        which = "all steps" if share.heavy_overall else f"the last {ctx.u.noun}'s steps"
         text += (f" More than half of {which} are clipped: clipping is doing the optimizer's job, and "
                  f"{PLAYBOOK} recommends a lower LR over any threshold change then.")
     return text
 
 
 def _gradient_growth(ctx: Context, stats: dict[str, dict], growing: dict[str, dict]) -> Finding:
-    worst = max(v["ratio"] for v in growing.values())
-    text = [f"{NAMES[k.rsplit('_', 1)[1]]} pre-clip norm per epoch: {join(v['per_epoch'], num)}; "
-            f"{num(v['late'])} over {epoch_span(v['late_epochs'])} (the last third, pooled) vs {num(v['first'])} in epoch "
-            f"{v['first_epoch']}: {v['ratio']:.2f}×, about ×{v['growth_per_epoch']:.2f} per epoch on a log-linear fit."
-            for k, v in stats.items()]
+    worst, u = max(v["ratio"] for v in growing.values()), ctx.u
+    text = [f"{NAMES[k.rsplit('_', 1)[1]]} pre-clip norm per {u.noun}: {join(v['per_epoch'], num)}; "
+            f"{num(v['late'])} over {u.span(v['late_epochs'])} (the last third, pooled) vs {num(v['first'])} in "
+            f"{u.at(v['first_epoch'])}: {v['ratio']:.2f}×, about ×{v['growth_per_epoch']:.2f} per {u.noun} on a "
+            "log-linear fit." for k, v in stats.items()]
     evidence: dict[str, Any] = {"thresholds": {"ratio": GROWTH_RATIO, "growth_per_epoch": GROWTH_PER_EPOCH}}
     evidence.update(stats)
     evidence["grad_clip"] = ctx.s.grad_clip
@@ -136,8 +137,8 @@ def _gradient_growth(ctx: Context, stats: dict[str, dict], growing: dict[str, di
         rationale=f"{PLAYBOOK}: log the unclipped norm and set the threshold near the 90th percentile of observed "
         "norms; a smaller LR takes smaller steps into sharp regions. With Adam, a constant rescaling of the gradient "
         "is largely divided out by its running RMS, so a different threshold alone changes little: measure it.",
-        monitor="The median and largest pre-clip norm of the late epochs staying near the first epoch's, and the "
-        "clip fraction staying low.",
+        monitor=f"The median and largest pre-clip norm of the late {u.nouns} staying near the first {u.noun}'s, and "
+        "the clip fraction staying low.",
     )
 
 

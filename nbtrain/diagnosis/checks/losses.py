@@ -12,9 +12,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..findings import OVERFITTING, TRAIN_LOSS_PLATEAU, VAL_FLUCTUATING, Finding
-from ..formatting import and_list, join, num
+from ..formatting import join, num
 from .context import Context
-from .scheduler import MIN_STALL_EPOCHS
+from .lr_adaptation import MIN_STALL_EPOCHS
 
 PLATEAU_WINDOW = 3  # TRAIN_LOSS_PLATEAU: epochs
 PLATEAU_MIN_IMPROVEMENT = 0.01  # relative
@@ -35,7 +35,8 @@ def check_validation(ctx: Context) -> None:
         return
     ok = np.isfinite(ctx.val)
     if ok.sum() < 4:
-        ctx.skip(f"only {int(ok.sum())} finite validation losses: fluctuation and overfitting need at least 4 epochs")
+        ctx.skip(f"only {int(ok.sum())} finite validation losses: fluctuation and overfitting need at least 4 "
+                 f"{ctx.u.nouns}")
         return
     val = np.where(ok, ctx.val, np.nan)
     i_best = int(np.nanargmin(val))
@@ -67,17 +68,24 @@ def _after_best(ctx: Context, val: np.ndarray, i_best: int) -> dict[str, Any]:
     }
 
 
+def _some(ctx: Context, points: list) -> str:
+    """``"epoch(s) 2 and 4"`` (``"epoch(s) none"``), or the same in evaluations."""
+    if points:
+        return ctx.u.some(points)
+    return "epoch(s) none" if ctx.u.whole_epochs else "no evaluation"
+
+
 def _val_text(ctx: Context, ev: dict[str, Any]) -> list[str]:
-    swing, gain = ev["swing"], ev["total_improvement"]
+    swing, gain, u = ev["swing"], ev["total_improvement"], ctx.u
     text = [
-        f"Validation loss by epoch: {join(ctx.val, num)}.",
-        f"Best {num(ev['best'])} at epoch {ev['best_epoch']}; {ev['epochs_since_best']} epochs since then without "
-        "a new best.",
-        f"After the best it rose in epoch(s) {and_list([str(e) for e in ev['rises_after_best']]) or 'none'} and fell "
-        f"in epoch(s) {and_list([str(e) for e in ev['falls_after_best']]) or 'none'}; swing {num(swing)}"
+        f"Validation loss by {u.noun}: {join(ctx.val, num)}.",
+        f"Best {num(ev['best'])} at {u.at(ev['best_epoch'])}; {ev['epochs_since_best']} {u.nouns} since then "
+        "without a new best.",
+        f"After the best it rose in {_some(ctx, ev['rises_after_best'])} and fell "
+        f"in {_some(ctx, ev['falls_after_best'])}; swing {num(swing)}"
         + (f" = {swing / gain:.0%} of the total improvement {num(gain)}" if gain > 0 else "") + ".",
-        f"Trend since the best {ev['trend_per_epoch']:+.3g} per epoch, scatter around it (std of residuals) "
-        f"{num(ev['residual_std'])}; last epoch {ev['last_vs_best']:+.2%} from the best.",
+        f"Trend since the best {ev['trend_per_epoch']:+.3g} per {u.noun}, scatter around it (std of residuals) "
+        f"{num(ev['residual_std'])}; last {u.noun} {ev['last_vs_best']:+.2%} from the best.",
     ]
     if ctx.train is not None:
         t = ctx.train[np.isfinite(ctx.train)]
@@ -104,8 +112,8 @@ def _val_fluctuating(ctx: Context, val: np.ndarray, i_best: int) -> Finding:
         code=VAL_FLUCTUATING,
         severity="warning",
         title="Validation loss fluctuating",
-        problem=f"The validation loss has not improved on its best ({num(ev['best'])}, epoch {ev['best_epoch']}) "
-        f"for {ev['epochs_since_best']} epochs and moves up and down instead of trending.",
+        problem=f"The validation loss has not improved on its best ({num(ev['best'])}, {ctx.u.at(ev['best_epoch'])}) "
+        f"for {ev['epochs_since_best']} {ctx.u.nouns} and moves up and down instead of trending.",
         evidence=ev,
         evidence_text=_val_text(ctx, ev),
         explanation=explanation,
@@ -113,7 +121,8 @@ def _val_fluctuating(ctx: Context, val: np.ndarray, i_best: int) -> Finding:
         "larger batch or gradient accumulation lowers the gradient noise. Keep the best checkpoint, not the last.",
         rationale="Smaller or less noisy steps let the model settle into the basin it has found instead of "
         "bouncing across it.",
-        monitor="New best validation losses in most epochs, and a shrinking epoch-to-epoch swing.",
+        monitor=f"New best validation losses in most {ctx.u.nouns}, and a shrinking {ctx.u.noun}-to-{ctx.u.noun} "
+        "swing.",
     )
 
 
@@ -133,18 +142,20 @@ def _overfitting(ctx: Context) -> Finding | None:
     best = float(np.nanmin(ctx.val))
     if not (t_slope < 0 < v_slope and v[-1] > v[0] and v[-1] > best):
         return None
-    e0, e1 = ctx.epochs[-k], ctx.epochs[-1]
+    e0, e1, u = ctx.epochs[-k], ctx.epochs[-1], ctx.u
     gap0, gap1 = float(v[0] - t[0]), float(v[-1] - t[-1])
+    over = f"epochs {e0}-{e1}" if u.whole_epochs else u.span(ctx.epochs[-k:])
     return Finding(
         code=OVERFITTING,
         severity="warning",
         title="Overfitting",
-        problem=f"Over epochs {e0}-{e1} the training loss fell ({num(t[0])} → {num(t[-1])}) while the "
+        problem=f"Over {over} the training loss fell ({num(t[0])} → {num(t[-1])}) while the "
         f"validation loss rose ({num(v[0])} → {num(v[-1])}).",
         evidence={"window_epochs": [e0, e1], "train_slope": t_slope, "val_slope": v_slope,
                   "gap_start": gap0, "gap_end": gap1, "best_val": best},
         evidence_text=[
-            f"Train loss trend {t_slope:+.3g}/epoch, validation trend {v_slope:+.3g}/epoch over the last {k} epochs.",
+            f"Train loss trend {t_slope:+.3g}/{u.noun}, validation trend {v_slope:+.3g}/{u.noun} over the last {k} "
+            f"{u.nouns}.",
             f"Validation minus training loss grew from {num(gap0)} to {num(gap1)}.",
         ],
         explanation="A steady opposite trend (not up-and-down noise) means the model is fitting the training "
@@ -168,18 +179,20 @@ def check_train_plateau(ctx: Context) -> None:
     before, recent, gain = recent_improvement(t)
     if gain >= PLATEAU_MIN_IMPROVEMENT:
         return
-    cuts = ctx.cut_epochs()
-    lr_note = "" if cuts is None else (f" The LR was last cut at epoch {cuts[-1]}." if cuts else " The LR was never cut.")
+    cuts, u = ctx.cut_epochs(), ctx.u
+    lr_note = "" if cuts is None else (f" The LR was last cut at {u.at(cuts[-1])}." if cuts else " The LR was never cut.")
+    a, b = ctx.epochs[-PLATEAU_WINDOW], ctx.epochs[-1]
+    window = f"{u.unit}s {u.number(a)}-{u.number(b)}" if u.unit == "step" else f"{u.number(a)}-{u.number(b)}"
     ctx.add(Finding(
         code=TRAIN_LOSS_PLATEAU,
         severity="warning",
         title="Training loss plateau",
-        problem=f"The training loss improved by {gain:.2%} in the last {PLATEAU_WINDOW} epochs "
-        f"({ctx.epochs[-PLATEAU_WINDOW]}-{ctx.epochs[-1]}), under the {PLATEAU_MIN_IMPROVEMENT:.0%} that counts as "
+        problem=f"The training loss improved by {gain:.2%} in the last {PLATEAU_WINDOW} {u.nouns} "
+        f"({window}), under the {PLATEAU_MIN_IMPROVEMENT:.0%} that counts as "
         "progress.",
         evidence={"best_before_window": before, "best_in_window": recent, "relative_improvement": gain,
                   "window": PLATEAU_WINDOW, "min_improvement": PLATEAU_MIN_IMPROVEMENT},
-        evidence_text=[f"Training loss by epoch: {join(t, num)}.{lr_note}"],
+        evidence_text=[f"Training loss by {u.noun}: {join(t, num)}.{lr_note}"],
         explanation="When even the training loss stops falling, the optimizer is stuck: steps too large to "
         "descend further (bouncing across a valley, often with heavy clipping), too small to make progress, "
         "or the model has reached its capacity on this data.",
@@ -188,7 +201,7 @@ def check_train_plateau(ctx: Context) -> None:
         "better-scaled inputs and targets.",
         rationale="Which fix applies depends on the step size relative to the landscape; the gradient and "
         "clipping findings tell which side the run is on.",
-        monitor="The training loss falling by more than 1% per few epochs.",
+        monitor=f"The training loss falling by more than 1% per few {u.nouns}.",
     ))
 
 
