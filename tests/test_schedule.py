@@ -138,6 +138,20 @@ def test_evenly_spaced_cuts_are_step_cuts_even_after_stalls():
     assert d.settings["scheduler"] == "step" and not PLATEAU_CODES & set(d.codes)
 
 
+def test_two_evenly_spaced_cuts_are_step_cuts_unless_a_default_plateau_replays_them():
+    # StepLR(step_size=4) over 10 epochs: a plateau scheduler with patience 0 and cooldown 3 would
+    # replay these two cuts too, but a tuned plateau setting is not the simpler reading.
+    val = [0.60193, 0.59586, 0.57273, 0.59449, 0.55686, 0.55097, 0.553, 0.55512, 0.55831, 0.55273]
+    lrs = torch_lrs(lambda o: S.StepLR(o, 4, 0.3), len(val) + 1, lr=3e-3)[1:]
+    d = diagnose(pd.DataFrame({"epoch": range(len(val)), "val_loss": val, "lr": lrs}))
+    assert d.settings["scheduler"] == "step" and not PLATEAU_CODES & set(d.codes)
+    # two cuts that torch's default ReduceLROnPlateau makes are still read as plateau cuts
+    stalled = [1.0, 0.8, 0.81, 0.82, 0.7, 0.71, 0.72, 0.73]
+    lrs = torch_lrs(lambda o: S.ReduceLROnPlateau(o, patience=1), len(stalled), val=stalled, lr=1e-3)
+    s = infer_schedule(as_run_data(pd.DataFrame({"epoch": range(len(stalled)), "val_loss": stalled, "lr": lrs})))
+    assert s.kind == "plateau", s.description
+
+
 @pytest.mark.parametrize("name", ["warmup_linear", "warmup_cosine", "cosine", "one_cycle"])
 def test_plateau_findings_never_on_decay_or_one_cycle(name):
     lrs = torch_lrs(SCHEDULERS[name][0], 500)

@@ -22,7 +22,8 @@ Plateau cuts
     contract's LR convention, then the semantics the source suggests (Keras for Keras logs,
     else torch; a stated patience decides), then the smallest patience. Cuts that no setting
     replays, or three or more cuts every k points from the start, are step cuts (StepLR,
-    MultiStepLR).
+    MultiStepLR); two such cuts count as plateau cuts only when the default threshold with no
+    cooldown replays them.
 """
 
 from __future__ import annotations
@@ -216,13 +217,18 @@ def _plateau_match(data: RunData, factor: float, floor: float, stated: dict) -> 
     if not lr0 > 0:
         return None
     gaps = {b - a for a, b in zip(cuts, cuts[1:])}
-    if len(cuts) >= 3 and len(gaps) == 1 and abs(cuts[0] - next(iter(gaps))) <= 1:
+    periodic = len(cuts) >= 2 and len(gaps) == 1 and abs(cuts[0] - next(iter(gaps))) <= 1
+    if periodic and len(cuts) >= 3:
         return None  # three or more cuts every k points from the start: StepLR
+    # Two cuts every k points from the start look like StepLR too: a plateau reading must then
+    # replay them with the default threshold and no cooldown, not with a tuned setting.
+    thresholds = (THRESHOLDS[0],) if periodic else THRESHOLDS
+    cooldowns = (0,) if periodic else COOLDOWNS
     fmt = (data.meta.get("source") or {}).get("format") if isinstance(data.meta.get("source"), dict) else None
     order = ("keras", "torch") if fmt == "keras" else ("torch", "keras")
     val_list = [float(v) for v in val]
-    for threshold in (stated["threshold"],) if "threshold" in stated else THRESHOLDS:
-        for cooldown in (stated["cooldown"],) if "cooldown" in stated else COOLDOWNS:
+    for threshold in (stated["threshold"],) if "threshold" in stated else thresholds:
+        for cooldown in (stated["cooldown"],) if "cooldown" in stated else cooldowns:
             for lag, logged in ((1, "during"), (0, "after")) if fmt == "keras" else ((0, "after"), (1, "during")):
                 decided = [c - lag for c in cuts]
                 if min(decided) < 0:
