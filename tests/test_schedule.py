@@ -215,3 +215,17 @@ def test_keras_csv_logger_file_is_read_as_keras_plateau(tmp_path, monkeypatch):
         assert (s["scheduler"], s["patience"], s["factor"]) == ("plateau", 1, 0.5), s["schedule"]["description"]
         assert (s["semantics"], s["lr_logged"]) == ("keras", "during")
         assert SCHEDULER_MISMATCH not in d.codes
+
+
+def test_plateau_with_the_lr_logged_per_step_only_is_inferred_without_a_mismatch():
+    # Lightning's LearningRateMonitor logs the LR per step; evaluations carry no LR, so the LR after
+    # the last evaluation is not in the log: the last cut cannot be seen and must not be expected.
+    val = [0.566, 0.5549, 0.5683, 0.5784, 0.5559, 0.5592, 0.5596, 0.5616, 0.5604, 0.5590]
+    after = torch_lrs(lambda o: S.ReduceLROnPlateau(o, patience=1, factor=0.3), len(val), val=val, lr=3e-3)
+    per_point = [3e-3] + after[:-1]  # the LR in force during each evaluation's steps
+    steps = [{"step": 4 * i + k, "epoch": i, "loss": 1.0, "lr": per_point[i]} for i in range(len(val)) for k in range(4)]
+    evals = [{"step": 4 * i + 3, "epoch": i, "val_loss": v} for i, v in enumerate(val)]
+    d = diagnose(History(steps=steps, epochs=evals))
+    assert d.settings["schedule"]["kind"] == "plateau", d.settings["schedule"]["description"]
+    assert d.settings["schedule"]["plateau"]["patience"] == 1
+    assert SCHEDULER_MISMATCH not in d.codes

@@ -219,6 +219,9 @@ def fill_from_steps(f: Frames) -> None:
     for name, values in derived.items():
         epochs[name] = values
         f.epochs_logged[name] = [measures.is_finite(v) for v in values]
+    if "lr" in derived and len(epochs):
+        # the last point's LR is the one in force during its steps: what came after it is unknown
+        f.epochs_logged.loc[epochs.index[-1], "lr"] = False
 
 
 def _step_records(f: Frames) -> list[dict]:

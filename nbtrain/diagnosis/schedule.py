@@ -217,7 +217,9 @@ def _plateau_match(data: RunData, factor: float, floor: float, stated: dict) -> 
     if not lr0 > 0:
         return None
     gaps = {b - a for a, b in zip(cuts, cuts[1:])}
-    periodic = len(cuts) >= 2 and len(gaps) == 1 and abs(cuts[0] - next(iter(gaps))) <= 1
+    # StepLR(step_size=k) cuts after points k-1, 2k-1, ...: the logged LR shows them at k-1 (the LR
+    # after each point) or at k (the LR during it)
+    periodic = len(cuts) >= 2 and len(gaps) == 1 and cuts[0] - next(iter(gaps)) in (-1, 0)
     if periodic and len(cuts) >= 3:
         return None  # three or more cuts every k points from the start: StepLR
     # Two cuts every k points from the start look like StepLR too: a plateau reading must then
@@ -227,6 +229,8 @@ def _plateau_match(data: RunData, factor: float, floor: float, stated: dict) -> 
     fmt = (data.meta.get("source") or {}).get("format") if isinstance(data.meta.get("source"), dict) else None
     order = ("keras", "torch") if fmt == "keras" else ("torch", "keras")
     val_list = [float(v) for v in val]
+    logged = data.logged("lr")
+    last_known = bool(logged[-1]) if len(logged) else True
     for threshold in (stated["threshold"],) if "threshold" in stated else thresholds:
         for cooldown in (stated["cooldown"],) if "cooldown" in stated else cooldowns:
             for lag, logged in ((1, "during"), (0, "after")) if fmt == "keras" else ((0, "after"), (1, "during")):
@@ -234,7 +238,8 @@ def _plateau_match(data: RunData, factor: float, floor: float, stated: dict) -> 
                 if min(decided) < 0:
                     continue
                 for semantics in order:
-                    p = _patience(val_list, decided, semantics, threshold, cooldown, factor, lr0, floor, stated, lag)
+                    p = _patience(val_list, decided, semantics, threshold, cooldown, factor, lr0, floor, stated, lag,
+                                  last_known)
                     if p is not None:
                         return {"patience": p, "factor": factor, "threshold": threshold, "cooldown": cooldown,
                                 "min_lr": floor, "semantics": semantics, "lr_logged": logged}
@@ -242,10 +247,11 @@ def _plateau_match(data: RunData, factor: float, floor: float, stated: dict) -> 
 
 
 def _patience(val: list[float], decided: list[int], semantics: str, threshold: float, cooldown: int,
-              factor: float, lr0: float, floor: float, stated: dict, lag: int) -> int | None:
+              factor: float, lr0: float, floor: float, stated: dict, lag: int, last_known: bool = True) -> int | None:
     first = 1 if semantics == "keras" else 0  # Keras's patience 0 cuts like its patience 1
     patiences = (stated["patience"],) if "patience" in stated else range(first, MAX_PATIENCE + 1)
-    seen = len(val) - (1 if lag else 0)  # an LR logged during each point cannot show the last point's cut
+    # an LR logged during each point cannot show the last point's cut, nor can a last LR the log lacks
+    seen = len(val) - (1 if lag or not last_known else 0)
     for p in patiences:
         if semantics == "torch":
             lrs = simulate_plateau(val, lr0, p, factor, threshold, "rel", cooldown, floor)

@@ -70,8 +70,9 @@ def _mismatch(ctx: Context, lr: float) -> Finding | None:
     expected = expected_lrs(ctx, lr)
     if ctx.s.lr_logged == "during":  # the LR logged with each point is the one before its scheduler step
         expected = [lr] + expected[:-1]
+    logged = ctx.data.logged("lr")  # a value derived for a point the log has no LR after is not compared
     for i, (got, want) in enumerate(zip(ctx.observed_lr, expected)):
-        if math.isfinite(got) and not math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-12):
+        if logged[i] and math.isfinite(got) and not math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-12):
             break
     else:
         return None
