@@ -38,6 +38,7 @@ import torch
 from ..recording.gradients import (ScaleTracker, clip_coefficient, first_lr, host_values, pre_clip_norm,
                                    scaler_scale, step_row)
 from ..recording.runlog import RunLog
+from .lazy import module_getattr
 
 VAL_LOSS_KEYS = ("val_loss", "val/loss", "valid_loss", "validation_loss", "val_loss_epoch")
 TRAIN_LOSS_KEYS = ("train_loss_step", "train_loss", "loss", "train/loss")
@@ -181,18 +182,7 @@ def _output_loss(outputs: Any) -> Any:
     return loss.detach() if isinstance(loss, torch.Tensor) and loss.numel() == 1 else None
 
 
-def __getattr__(name: str) -> Any:
-    """``NbtrainCallback``: built on first use, so this module imports without Lightning."""
-    if name != "NbtrainCallback":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    try:
-        from lightning.pytorch import Callback
-    except ImportError as exc:
-        raise ImportError(f"nbtrain.integrations.lightning.NbtrainCallback needs Lightning "
-                          f"(pip install 'nbtrain[lightning]'): {exc}") from exc
-    cls = type("NbtrainCallback", (_Recording, Callback), {"__module__": __name__, "__doc__": _Recording.__doc__})
-    globals()[name] = cls
-    return cls
+__getattr__ = module_getattr(globals(), _Recording, "lightning.pytorch:Callback", "lightning")  # NbtrainCallback, built on first use
 
 
 __all__ = ["NbtrainCallback", "TRAIN_LOSS_KEYS", "VAL_LOSS_KEYS"]

@@ -48,6 +48,7 @@ import torch
 from ..recording.gradients import ScaleTracker, clip_coefficient, first_lr, host_values, scaler_scale, step_row
 from ..recording.runlog import RunLog
 from .gradhooks import GradNormHooks
+from .lazy import module_getattr
 
 
 class _Recording:
@@ -162,19 +163,7 @@ class _Recording:
             self._forward_hook = None
 
 
-def __getattr__(name: str) -> Any:
-    """``NbtrainCallback``: built on first use, so this module imports without transformers."""
-    if name != "NbtrainCallback":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    try:
-        from transformers import TrainerCallback
-    except ImportError as exc:
-        raise ImportError(f"nbtrain.integrations.transformers.NbtrainCallback needs transformers "
-                          f"(pip install 'nbtrain[transformers]'): {exc}") from exc
-    cls = type("NbtrainCallback", (_Recording, TrainerCallback),
-               {"__module__": __name__, "__doc__": _Recording.__doc__})
-    globals()[name] = cls
-    return cls
+__getattr__ = module_getattr(globals(), _Recording, "transformers:TrainerCallback", "transformers")  # NbtrainCallback, built on first use
 
 
 __all__ = ["NbtrainCallback"]
