@@ -13,6 +13,8 @@ from typing import Any
 from ..files import atomic_write_text
 
 SCHEDULERS = ("plateau", "cosine_warm_restarts", "none")
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")  # "auto": CUDA, then MPS, then the CPU
+PRECISIONS = ("32", "bf16-mixed", "16-mixed")  # Lightning's names
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class TrainConfig:
     normalize: bool = True  # reference data: z-score inputs and targets (train-split statistics)
     weight_decay: float = 0.0  # Adam's L2 penalty
     compile: bool = False  # fast path: torch.compile the forward+loss, fused Adam
+    device: str = "auto"  # "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:N" or "mps"
+    precision: str = "32"  # "32", "bf16-mixed" (autocast) or "16-mixed" (autocast and a GradScaler)
     name: str = ""  # a label for reports and plots
 
     def __post_init__(self) -> None:
@@ -63,6 +67,9 @@ class TrainConfig:
         _check_bool("normalize", self.normalize)
         _check_number("weight_decay", self.weight_decay, low=0.0)
         _check_bool("compile", self.compile)
+        _check_device(self.device)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(map(repr, PRECISIONS))}, got {self.precision!r}")
         if not isinstance(self.name, str):
             raise TypeError(f"name must be a str, got {type(self.name).__name__}: {self.name!r}")
 
@@ -140,9 +147,17 @@ def _check_int(name: str, value: Any, low: int | None = None) -> None:
         raise ValueError(f"{name} must be >= {low}, got {value!r}")
 
 
+def _check_device(value: Any) -> None:
+    ok = isinstance(value, str) and (
+        value in ("auto", "cpu", "cuda", "mps") or (value.startswith("cuda:") and value[5:].isdigit())
+    )
+    if not ok:
+        raise ValueError(f"device must be one of {', '.join(map(repr, DEVICES))} (N a GPU index), got {value!r}")
+
+
 def _check_bool(name: str, value: Any) -> None:
     if not isinstance(value, bool):
         raise ValueError(f"{name} must be True or False, got {value!r}")
 
 
-__all__ = ["TrainConfig", "SCHEDULERS"]
+__all__ = ["DEVICES", "PRECISIONS", "SCHEDULERS", "TrainConfig"]
