@@ -26,7 +26,8 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
     else:
         config = presets.get(args.preset or "round1")
     changes = {}
-    for name in ("epochs", "seed", "lr", "grad_clip", "scheduler_patience", "batch_size", "grad_accum_steps"):
+    for name in ("epochs", "seed", "lr", "grad_clip", "scheduler_patience", "batch_size", "grad_accum_steps",
+                 "device", "precision"):
         value = getattr(args, name)
         if value is not None:
             changes[name] = value
@@ -105,8 +106,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     configs = [presets.ROUND1, presets.ROUND2]
-    if args.epochs is not None or args.seed is not None:
-        changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
+    changes = {k: getattr(args, k) for k in ("epochs", "seed", "device", "precision") if getattr(args, k) is not None}
+    if changes:
         configs = [c.replace(**changes) for c in configs]
     for config in configs:
         print(f"== training {config.name} ({config.label}) -> {out / config.name}", flush=True)
@@ -138,6 +139,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _device_arguments(p: argparse.ArgumentParser) -> None:
+    from .training.config import PRECISIONS
+
+    p.add_argument("--device", help="auto (CUDA, then MPS, then the CPU), cpu, cuda, cuda:N or mps "
+                   "(default: the config's, auto)")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="32 (default), bf16-mixed (autocast) or 16-mixed (autocast and a loss scaler)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nbtrain", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -155,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", dest="batch_size", type=int)
     p.add_argument("--accum", dest="grad_accum_steps", type=int)
     p.add_argument("--compile", action="store_true", help="fast path: torch.compile the forward+loss, fused Adam")
+    _device_arguments(p)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=sys.stderr.isatty())
@@ -166,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs")
     p.add_argument("--epochs", type=int, help="override the presets' 7 epochs")
     p.add_argument("--seed", type=int)
+    _device_arguments(p)
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=sys.stderr.isatty())
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: at batch 8 a second thread buys little and oversubscribes busy cores)")

@@ -647,3 +647,108 @@ def test_sharpness_includes_the_optimizers_l2_term():
     exact = _exact_top(model, x, y)
     res = estimate_sharpness(model, (x, y), optimizer=torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=0.5))
     assert res.sharpness == pytest.approx(exact + 0.5, rel=0.01)  # the L2 penalty adds wd * I
+
+
+# -- devices -------------------------------------------------------------------------------
+def test_batches_go_to_the_given_device_non_blocking_only_onto_cuda():
+    from nbtrain.probes._common import Examples, as_batch
+
+    x, y = make_regression(8)
+    meta = torch.device("meta")
+    assert as_batch((x, y), torch.device("cpu"))[0] is x  # already there: no copy
+    assert {t.device for t in as_batch((x, y), meta)} == {meta} and x.device.type == "cpu"
+    assert {t.device for t in as_batch({"x": x, "y": y}, meta)} == {meta}
+    assert {t.device for t in Examples(TensorDataset(x, y)).take(torch.arange(3), meta)} == {meta}
+
+    calls = []
+
+    class Recorded(torch.Tensor):  # records the copy a probe asks for (no GPU needed)
+        def to(self, *args, **kwargs):
+            calls.append((str(args[0]), kwargs.get("non_blocking", False)))
+            return self
+
+    rx, ry = (torch.Tensor._make_subclass(Recorded, t) for t in (x, y))
+    for device, non_blocking in (("cuda:1", True), ("mps", False), ("cpu", False)):
+        calls.clear()
+        as_batch((rx, ry), torch.device(device))
+        Examples((rx, ry)).take(torch.arange(3), torch.device(device))
+        assert calls == [(device, non_blocking)] * 4
+
+
+@pytest.mark.parametrize("probe", ["lr_range_test", "gradient_noise_scale", "estimate_sharpness"])
+def test_probes_move_the_data_to_the_model_not_the_model_to_the_data(probe):
+    # No GPU in CI: a model on the meta device stands for one on an accelerator. The forward
+    # passes must see inputs on the model's device; the probe then fails at its first host
+    # sync (meta tensors hold no numbers), and the model must still be where it was.
+    x, y = make_regression(128)
+    model = make_mlp().to("meta")
+    seen = []
+    model.register_forward_pre_hook(lambda _m, inputs: seen.append(inputs[0].device))
+    args = {"lr_range_test": (TensorDataset(x, y),), "gradient_noise_scale": (TensorDataset(x, y), None, 8, 64),
+            "estimate_sharpness": ((x[:16], y[:16]),)}[probe]
+    with pytest.raises((RuntimeError, NotImplementedError), match="meta"):
+        getattr(nbtrain, probe)(model, *args)
+    assert seen and set(seen) == {torch.device("meta")}
+    assert {p.device.type for p in model.parameters()} == {"meta"}
+    assert x.device.type == "cpu"
+
+
+def test_probes_on_a_model_placed_on_the_cpu_explicitly(data):
+    train_ds, _ = data
+    implicit, explicit = _dropout_mlp(), _dropout_mlp().to("cpu")
+    a, b = lr_range_test(implicit, train_ds, num_steps=6), lr_range_test(explicit, train_ds, num_steps=6)
+    assert (a.losses, a.smoothed) == (b.losses, b.smoothed)
+    x, y = train_ds.tensors
+    assert estimate_sharpness(implicit, (x[:32], y[:32])).trace == estimate_sharpness(explicit, (x[:32], y[:32])).trace
+
+
+def test_restoring_forks_and_seeds_only_the_models_devices(monkeypatch):
+    from nbtrain.probes import _common
+
+    model = make_mlp()
+    assert _common._accelerators(model) == {}
+    assert _common._accelerators(make_mlp().to("meta")) == {}  # meta holds no RNG
+    seeded = []
+    monkeypatch.setattr(torch.cuda, "manual_seed", lambda s: seeded.append(("seed", s)))
+    monkeypatch.setattr(torch.cuda, "device", lambda i: _Noop(lambda: seeded.append(("select", i))))
+    before = torch.get_rng_state()
+    _common._seed(7, {"cuda": [1, 3]})  # each of the model's GPUs, selected in turn: no other GPU's RNG
+    assert seeded == [("select", 1), ("seed", 7), ("select", 3), ("seed", 7)]
+    assert torch.equal(torch.get_rng_state(), torch.Generator().manual_seed(7).get_state())
+    torch.set_rng_state(before)
+
+
+class _Noop:
+    def __init__(self, on_enter):
+        self.on_enter = on_enter
+
+    def __enter__(self):
+        self.on_enter()
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_layer_stats_leave_out_steps_the_loss_scaler_skipped():
+    from types import SimpleNamespace
+
+    model = make_mlp()
+    params = list(model.parameters())
+    trainer = SimpleNamespace(model=model, params=params, history=History(), steps_per_epoch=4,
+                              stop_requested=False)
+    stats = LayerStats(grad_every=1, update_every=1)
+    stats.on_train_begin(trainer)
+    for step, skipped in enumerate([False, True, False, True]):
+        for p in params:
+            p.grad = torch.full_like(p, math.inf if skipped else 1.0)
+        if not skipped:
+            with torch.no_grad():
+                for p in params:
+                    p.mul_(1.5)
+        stats.on_step_end(trainer, {"epoch": 0, "step": step, "skipped": skipped, "clip_factor": 1.0})
+    rows = trainer.history.meta["layer_stats"]
+    assert len(rows) == len(params) and all(r["steps"] == 4 for r in rows)
+    for r, p in zip(rows, params):
+        assert r["grad_norm"] == pytest.approx(math.sqrt(p.numel()))  # the two taken steps only
+        assert r["grad_norm_max"] == pytest.approx(math.sqrt(p.numel()))
+        assert r["update_ratio"] == pytest.approx(0.5)  # measured on taken steps, never a skipped one's 0

@@ -56,6 +56,23 @@ class CountingModel:
         return tiny_model(seed)
 
 
+class GpuLoggingModel:
+    """model_fn that appends ``seed gpu`` to a file: the GPU its worker was pinned to ("-": none)."""
+
+    def __init__(self, log_path):
+        self.log_path = str(log_path)
+
+    def __call__(self, seed):
+        with open(self.log_path, "a") as fh:
+            fh.write(f"{seed} {os.environ.get('NBTRAIN_TEST_GPU', '-')}\n")
+        return tiny_model(seed)
+
+
+def fake_pin(index):
+    """Stands for ``backends.pin_gpu`` on a machine without CUDA: remembers the slot's GPU."""
+    os.environ["NBTRAIN_TEST_GPU"] = str(index)
+
+
 @pytest.fixture(scope="module")
 def local_sweep(tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep") / "grid"
@@ -290,6 +307,149 @@ def test_a_checkpoint_of_other_code_is_not_resumed(tmp_path, monkeypatch):
     (run_dir / DONE_FILE).unlink()
     run_trial(trial, tiny_model, tiny_data, single_thread=False)
     assert resumed_from[-1] == run_dir / CHECKPOINT_FILE
+
+
+# -- GPUs: where each trial runs (CUDA's presence patched; no GPU needed) -----------------------
+def _with_gpus(monkeypatch, n):
+    from nbtrain.training import devices
+
+    monkeypatch.setattr(devices, "cuda_count", lambda: n)
+
+
+def test_without_a_gpu_the_local_plan_is_the_plain_pool(monkeypatch, tmp_path):
+    from nbtrain.sweeps.placement import local_plan
+
+    _with_gpus(monkeypatch, 0)
+    trials = plan(BASE, {"lr": [1e-3, 2e-3, 3e-3]}, [0], tmp_path)
+    p = local_plan(trials, None)
+    assert (p.gpu_slots, p.gpu_trials, p.cpu_trials) == ([], [], [0, 1, 2])
+    assert p.cpu_workers == min(os.cpu_count() or 1, 3)
+    assert local_plan(trials, 2).cpu_workers == 2 and local_plan(trials, 8).cpu_workers == 3
+    assert local_plan(trials, 2).describe() == "2 worker processes"
+
+
+def test_local_plan_gives_one_worker_per_gpu_to_auto_and_cuda_trials(monkeypatch, tmp_path):
+    from nbtrain.sweeps.placement import local_plan
+
+    _with_gpus(monkeypatch, 2)
+    for device in ("auto", "cuda"):
+        trials = plan(BASE.replace(device=device), {"lr": [1e-3, 2e-3, 3e-3]}, [0, 1], tmp_path)
+        p = local_plan(trials, None)
+        assert p.gpu_slots == [0, 1] and p.gpu_trials == list(range(6))
+        assert (p.cpu_trials, p.cpu_workers) == ([], 0)
+        assert p.describe() == "one worker per GPU on cuda:0, cuda:1"
+    assert local_plan(trials, 4).gpu_slots == [0, 1, 0, 1]  # max_workers: more than one per GPU
+    assert local_plan(trials, 1).gpu_slots == [0]
+    assert local_plan(trials[:1], None).gpu_slots == [0]  # never more slots than trials
+    assert local_plan(trials, 4).describe() == "4 workers on cuda:0, cuda:1"
+    for device in ("cpu", "cuda:1", "mps"):  # not spread: the user chose the device
+        p = local_plan(plan(BASE.replace(device=device), {"lr": [1e-3, 2e-3]}, [0], tmp_path), 3)
+        assert (p.gpu_slots, p.cpu_trials, p.cpu_workers) == ([], [0, 1], 2)
+
+
+def test_local_plan_with_a_device_axis(monkeypatch, tmp_path):
+    from nbtrain.sweeps.placement import local_plan, trial_device
+
+    _with_gpus(monkeypatch, 2)
+    trials = plan(BASE, {"device": ["auto", "cpu"]}, [0, 1, 2], tmp_path)
+    assert [trial_device(t) for t in trials] == ["auto"] * 3 + ["cpu"] * 3
+    p = local_plan(trials, 3)
+    assert (p.gpu_trials, p.gpu_slots) == ([0, 1, 2], [0, 1, 0])
+    assert (p.cpu_trials, p.cpu_workers) == ([3, 4, 5], 1)  # the other trials keep a worker
+    assert p.describe() == "3 workers on cuda:0, cuda:1, 1 worker process for the other trials"
+
+
+def test_ray_asks_for_a_gpu_per_trial_on_cuda(tmp_path):
+    from nbtrain.sweeps.placement import ray_options
+
+    trials = plan(BASE, {"device": ["auto", "cpu", "cuda", "cuda:0"]}, [0], tmp_path)
+    cpu, gpu = {"num_cpus": 1}, {"num_cpus": 1, "num_gpus": 1}
+    assert ray_options(trials[:2], 0) == [cpu, cpu]  # a cluster without GPUs: as before
+    assert ray_options(trials, 4.0) == [gpu, cpu, gpu, gpu]
+    with pytest.raises(ValueError, match="device 'cuda' but the Ray cluster has no GPU"):
+        ray_options(trials[2:3], 0)
+    with pytest.raises(ValueError, match="device 'cuda:1' cannot run on the Ray backend: .* sees as cuda:0"):
+        ray_options(plan(BASE.replace(device="cuda:1"), {}, [0], tmp_path), 2)
+
+
+class _Ref:
+    """A fake Ray object reference (hashable, as Ray's are)."""
+
+    def __init__(self, row):
+        self.row = row
+
+
+class FakeRay:
+    """Just enough of Ray for ``run_ray``: records each task's options, returns a row at once."""
+
+    def __init__(self, gpus):
+        self.gpus, self.calls = gpus, []
+
+    def is_initialized(self):
+        return True
+
+    def cluster_resources(self):
+        return {"CPU": 4.0, "GPU": self.gpus} if self.gpus else {"CPU": 4.0}
+
+    def put(self, value):
+        return value
+
+    def remote(self, fn):
+        fake = self
+
+        class Task:
+            def options(self, **options):
+                return types.SimpleNamespace(remote=lambda trial, *_: fake._call(trial, options))
+
+        return Task()
+
+    def _call(self, trial, options):
+        self.calls.append((trial.params, options))
+        return _Ref({"trial": trial.params})
+
+    def wait(self, refs, num_returns):
+        return refs[:num_returns], refs[num_returns:]
+
+    def get(self, ref):
+        return ref.row
+
+    def cancel(self, ref):
+        raise AssertionError("nothing to cancel")
+
+
+def test_ray_backend_passes_the_gpu_request_to_each_task(tmp_path, monkeypatch):
+    from nbtrain.sweeps import backends
+
+    trials = plan(BASE, {"device": ["auto", "cpu"]}, [0], tmp_path)
+    for gpus, first in ((2.0, {"num_cpus": 1, "num_gpus": 1}), (0, {"num_cpus": 1})):
+        fake = FakeRay(gpus)
+        monkeypatch.setattr(backends, "import_ray", lambda fake=fake: fake)
+        rows = {}
+        backends.run_ray(trials, None, None, None, rows.__setitem__)
+        assert fake.calls == [({"device": "auto"}, first), ({"device": "cpu"}, {"num_cpus": 1})]
+        assert rows == {0: {"trial": {"device": "auto"}}, 1: {"trial": {"device": "cpu"}}}
+
+
+def test_local_backend_pins_each_gpu_worker_and_the_numbers_stay(monkeypatch, tmp_path, local_sweep):
+    # Two "GPUs" in this process; the workers have none, so "auto" trains on the CPU there:
+    # the trials on "auto" must land one per slot, pinned, and match the CPU trials' numbers.
+    from nbtrain.sweeps import backends
+
+    _with_gpus(monkeypatch, 2)
+    monkeypatch.setattr(backends, "pin_gpu", fake_pin)
+    log, lines = tmp_path / "gpus.txt", []
+    grid = {"lr": [1e-2], "grad_clip": [0.5], "device": ["auto", "cpu"]}
+    table = sweep(BASE, grid, SEEDS, out=tmp_path / "grid", model_fn=GpuLoggingModel(log), data_fn=tiny_data,
+                  progress=False, sink=lines.append)
+    assert "(local backend, one worker per GPU on cuda:0, cuda:1, 1 worker process for the other trials)" in lines[0]
+    assert sorted(log.read_text().split("\n")[:-1]) == ["0 -", "0 0", "1 -", "1 1"]
+    assert table["status"].tolist() == ["completed"] * 4
+    _, local, _ = local_sweep
+    expected = local[local["lr"] == 1e-2]
+    for device in ("auto", "cpu"):
+        _same_numbers(table[table["device"] == device], expected)
+    configs = [read_json(Path(d) / DONE_FILE)["config"]["device"] for d in table["run_dir"]]
+    assert configs == ["auto", "auto", "cpu", "cpu"]  # pinning leaves the trial's config as it is
 
 
 # -- the Ray backend -------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import nbtrain
 from nbtrain import presets
 from nbtrain.training.callbacks import Callback
 from nbtrain.training.config import TrainConfig
+from nbtrain.training.devices import resolve_device
 from nbtrain.views.dashboard import Dashboard
 from nbtrain.views.dashboard.report import markdown_to_html
 from nbtrain.views.liveplot import render_png
@@ -213,6 +214,50 @@ def test_stop_before_the_first_step_gives_an_empty_stopped_run():
     assert run.history.steps == [] and run.history.epochs == []
     assert d.status.startswith("Run #1 stopped: 0 epoch(s), 0 steps")
     assert "No complete epoch, so there is nothing to diagnose yet." in d.diagnosis_html
+
+
+# -- device and precision --------------------------------------------------------------------
+def test_device_and_precision_controls_offer_what_the_machine_has(monkeypatch):
+    from nbtrain.training import devices
+
+    d = _dash()
+    assert d.controls["device"].options == ("auto", *devices.available())
+    assert [v for _label, v in d.controls["precision"].options] == ["32", "bf16-mixed", "16-mixed"]
+    assert (d.config().device, d.config().precision) == ("auto", "32")
+    _set(d, device="cpu", precision="bf16-mixed")
+    assert (d.config().device, d.config().precision, d.config().name) == ("cpu", "bf16-mixed", "")
+    monkeypatch.setattr(devices, "cuda_count", lambda: 2)  # a machine with two GPUs, as the controls see it
+    assert _dash().controls["device"].options == ("auto", "cpu", "cuda:0", "cuda:1", *(
+        ("mps",) if devices.mps_available() else ()))
+
+
+def test_a_run_says_which_device_and_precision_it_used():
+    d = _dash()
+    _set(d, epochs=1, device="cpu")
+    d.train()
+    run = _finish(d)
+    assert run.config.device == "cpu" and run.history.meta["device"] == "cpu"
+    assert d.status.startswith("Run #1 completed: 1 epoch(s), 4 steps in ")
+    assert "(cpu, precision 32)" in d.status
+    assert "--- run #1 lr " in d.log and " on cpu, precision 32 ---" in d.log
+    _set(d, device="auto", precision="bf16-mixed")  # "auto": the CPU in CI, a GPU where there is one
+    d.train()
+    run = _finish(d)
+    auto = str(resolve_device("auto"))
+    assert (run.config.device, run.config.precision, run.history.meta["device"]) == ("auto", "bf16-mixed", auto)
+    assert f"({auto}, precision bf16-mixed)" in d.status and f" on {auto}, precision bf16-mixed ---" in d.log
+
+
+def test_a_device_the_machine_lacks_is_refused_before_the_run(monkeypatch):
+    from nbtrain.training import devices
+
+    monkeypatch.setattr(devices, "cuda_count", lambda: 0)
+    d = _dash()
+    d.load(presets.ROUND1.replace(device="cuda:1"))  # e.g. a config written on a GPU machine
+    assert d.controls["device"].value == "cuda:1" and d.config().device == "cuda:1"
+    assert d.train() is False
+    assert d.error.startswith("Not started: device 'cuda:1' is not available here: this machine has cpu")
+    assert d.runs == [] and not d.running
 
 
 def test_bad_values_are_refused_with_the_message_and_keep_earlier_runs():

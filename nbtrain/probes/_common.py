@@ -3,18 +3,26 @@
 ``restoring`` is the promise all probes keep: whatever a probe changes (parameters,
 buffers, ``.grad``, train/eval mode, optimizer state, the torch RNG) is put back, so a
 run after a probe is the run without it, bit for bit.
+
+Devices: a probe runs where the model is (``nbtrain.training.devices.model_device``).
+Batches are moved there (``devices.to_device``: non-blocking copies on CUDA), never the model;
+what a probe creates is made there too, except random draws, which come from a CPU
+generator seeded with the probe's ``seed`` (so the same seed picks the same batches and
+the same start vector on every device) and are then moved.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Callable, Iterator
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from ..training.devices import model_device, to_device
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -42,11 +50,6 @@ def check_model(model) -> list[torch.Tensor]:
     if not params:
         raise ValueError("model has no trainable parameters")
     return params
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter."""
-    return next(model.parameters()).device
 
 
 def default_loss(loss_fn: LossFn | None) -> LossFn:
@@ -90,7 +93,7 @@ class Examples:
 
             batch = default_collate([self.dataset[int(i)] for i in idx])  # type: ignore[index]
             x, y = (batch["x"], batch["y"]) if isinstance(batch, dict) else batch
-        return x.to(device), y.to(device)
+        return to_device(x, device), to_device(y, device)
 
     def stream(self, batch_size: int, generator: torch.Generator, device: torch.device) -> Iterator[tuple]:
         """Endless batches: each pass is a fresh permutation, cut into full batches."""
@@ -106,7 +109,7 @@ def as_batch(batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     if isinstance(batch, dict):
         batch = (batch["x"], batch["y"])
     if isinstance(batch, (tuple, list)) and len(batch) == 2 and all(isinstance(t, torch.Tensor) for t in batch):
-        return batch[0].to(device), batch[1].to(device)
+        return to_device(batch[0], device), to_device(batch[1], device)
     if isinstance(batch, (Dataset, DataLoader)):
         ex = Examples(batch)
         return ex.take(torch.arange(len(ex)), device)
@@ -124,23 +127,55 @@ def flatten(tensors, like: list[torch.Tensor]) -> torch.Tensor:
 
 
 # -- restoring state -------------------------------------------------------------------------
+def _accelerators(model: nn.Module) -> dict[str, list[int]]:
+    """The model's accelerator devices, by type: ``{"cuda": [0, 1], "mps": [0]}`` (the CPU is not one)."""
+    found: dict[str, set[int]] = {}
+    for t in [*model.parameters(), *model.buffers()]:
+        if t.device.type not in ("cpu", "meta"):
+            found.setdefault(t.device.type, set()).add(t.device.index or 0)
+    return {kind: sorted(indices) for kind, indices in found.items()}
+
+
+def _seed(seed: int, accelerators: dict[str, list[int]]) -> None:
+    """Seed the CPU generator and those of the model's devices (no others: they are not restored)."""
+    torch.default_generator.manual_seed(seed)
+    for kind, indices in accelerators.items():
+        if kind == "cuda":
+            for i in indices:
+                with torch.cuda.device(i):
+                    torch.cuda.manual_seed(seed)
+        else:
+            torch.get_device_module(kind).manual_seed(seed)
+
+
+@contextmanager
+def _forked_rng(accelerators: dict[str, list[int]]):
+    """The CPU RNG and that of each of the model's devices, put back on exit."""
+    with ExitStack() as stack:
+        stack.enter_context(torch.random.fork_rng(devices=[]))  # the CPU generator
+        for kind, indices in accelerators.items():
+            stack.enter_context(torch.random.fork_rng(devices=indices, device_type=kind))
+        yield
+
+
 @contextmanager
 def restoring(model: nn.Module, optimizer: torch.optim.Optimizer | None = None, seed: int | None = None):
     """Run a probe, then put back everything it may have changed.
 
     Parameters and buffers (values, in place, so optimizers holding them stay valid),
     ``.grad`` of every parameter, train/eval mode of every module, the optimizer's
-    state and hyperparameters, and the CPU and CUDA RNG states. ``seed`` seeds the
-    forked RNG inside (dropout masks, random batches drawn from the global RNG).
+    state and hyperparameters, and the RNG states of the CPU and of the model's devices.
+    ``seed`` seeds those RNGs inside (dropout masks, random batches drawn from the global
+    RNG), and no others.
     """
     state = {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()}
     grads = {p: (None if p.grad is None else p.grad.detach().clone()) for p in model.parameters()}
     modes = {m: m.training for m in model.modules()}
     opt_state = copy.deepcopy(optimizer.state_dict()) if optimizer is not None else None
-    devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
-    with torch.random.fork_rng(devices=devices):
+    accelerators = _accelerators(model)
+    with _forked_rng(accelerators):
         if seed is not None:
-            torch.manual_seed(seed)
+            _seed(seed, accelerators)
         try:
             yield
         finally:

@@ -55,6 +55,11 @@ class LayerStats(Callback):
     gradients and a few tiny vector ops, every ``update_every`` steps one copy of the
     weights for the step-update ratio, all on the device; the host sees the numbers once
     per epoch. At the defaults that is about 1-2% of a reference-experiment epoch.
+
+    Steps that fp16's loss scaler skipped (``row["skipped"]``) count in ``steps`` but are
+    not sampled: their gradients overflowed and the weights did not move (an update being
+    measured is measured at the next step that is taken). Everything stays on the model's
+    device.
     """
 
     def __init__(self, by: str = "parameter", grad_every: int = 4, update_every: int = 25) -> None:
@@ -87,10 +92,11 @@ class LayerStats(Callback):
         if self._epoch != row["epoch"]:
             self._close(trainer)
             self._start_epoch(row["epoch"])
-        if self._steps % self.grad_every == 0:
-            self._sample_gradients(row.get("clip_factor", 1.0) or 1.0)
-        if self._measuring:
-            self._measure_update()
+        if not row.get("skipped"):  # a step the loss scaler skipped has overflowed gradients and no update
+            if self._steps % self.grad_every == 0:
+                self._sample_gradients(row.get("clip_factor", 1.0) or 1.0)
+            if self._measuring:
+                self._measure_update()
         self._steps += 1
         if self._steps >= trainer.steps_per_epoch or trainer.stop_requested:
             self._close(trainer)  # the epoch's last step: nothing of it comes after this hook

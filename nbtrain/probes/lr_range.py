@@ -28,7 +28,8 @@ import torch
 from torch import nn
 
 from ..measures import finite, mean, percentile
-from ._common import Examples, LossFn, check_int, check_model, check_positive, default_loss, model_device, restoring
+from ..training.devices import model_device
+from ._common import Examples, LossFn, check_int, check_model, check_positive, default_loss, restoring
 
 
 @dataclass

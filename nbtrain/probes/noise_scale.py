@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ._common import Examples, LossFn, check_int, check_model, default_loss, flat_grad, model_device, restoring
+from ..training.devices import model_device
+from ._common import Examples, LossFn, check_int, check_model, default_loss, flat_grad, restoring
 
 
 @dataclass

@@ -24,7 +24,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ._common import LossFn, as_batch, check_int, check_model, default_loss, flatten, model_device, restoring
+from ..training.devices import model_device, to_device
+from ._common import LossFn, as_batch, check_int, check_model, default_loss, flatten, restoring
 
 _ADAMS = (torch.optim.Adam, torch.optim.AdamW)
 
@@ -100,7 +101,7 @@ def _power_iteration(op: Callable, n: int, like: torch.Tensor, iters: int, gen: 
     """
 
     def run(shift: float) -> tuple[float, list[float]]:
-        v = torch.randn(n, generator=gen, dtype=like.dtype).to(like.device)
+        v = to_device(torch.randn(n, generator=gen, dtype=like.dtype), like.device)  # same start everywhere
         v /= v.norm()
         lam, seen = 0.0, []
         for _ in range(iters):

@@ -3,6 +3,8 @@
 - ``plan``: the trials of a grid x seeds and their run folders (``Trial``, ``config_label``);
 - ``trial``: one trial in a worker process, and its ``done.json`` record (keyed by config,
   model/data functions and code fingerprint);
+- ``placement``: which trials use CUDA, the local backend's GPU slots (one worker per GPU)
+  and the Ray resources of each trial (``num_gpus=1`` on CUDA);
 - ``backends``: where trials run (``"local"`` process pool, ``"ray"``); add a backend there;
 - ``runner``: ``sweep`` and ``load_sweep``, the results table;
 - ``command``: the ``nbtrain sweep CONFIG.json`` command line;

@@ -29,6 +29,7 @@ from ..files import atomic_write_text, read_json, write_json
 from ..training.config import TrainConfig
 from ..training.runfolder import code_fingerprint
 from .backends import BACKENDS, RUNNERS, import_ray
+from .placement import local_plan
 from .plan import DataFn, ModelFn, Trial, check_callable, check_grid, check_seeds, plan, trial_config
 from .trial import DONE_FILE, STATUSES, SUMMARY_COLUMNS, TRAILING_COLUMNS, callables_of, read_done
 
@@ -98,12 +99,13 @@ def _table(rows: Sequence[dict], grid_keys: Sequence[str]):
 
 
 # -- running ------------------------------------------------------------------------------------
-def _start_line(n_trials: int, n_todo: int, n_seeds: int, out: Path, backend: str, max_workers: int | None) -> str:
-    workers = min(max_workers or os.cpu_count() or 1, n_todo)
+def _start_line(trials: Sequence[Trial], todo: list[int], n_seeds: int, out: Path, backend: str,
+                max_workers: int | None) -> str:
+    n_trials, n_todo = len(trials), len(todo)
     if not n_todo:
         where = "nothing to train"
     elif backend == "local":
-        where = f"local backend, {workers} worker process{'es' if workers > 1 else ''}"
+        where = "local backend, " + local_plan([trials[i] for i in todo], max_workers).describe()
     else:
         where = "ray backend" + (f", at most {max_workers} tasks at a time" if max_workers else "")
     return (f"sweep: {n_trials} trials ({n_trials // n_seeds} grid points x {n_seeds} seeds) in {out}; "
@@ -125,10 +127,9 @@ def _run_todo(trials, rows, todo, backend, max_workers, model_fn, data_fn, progr
             bar.set_postfix_str(f"last: {row['status']}", refresh=False)
 
     pending = [trials[i] for i in todo]
-    workers = min(max_workers or os.cpu_count() or 1, len(pending)) if backend == "local" else max_workers
     try:
         if pending:
-            RUNNERS[backend](pending, model_fn, data_fn, workers, on_done)
+            RUNNERS[backend](pending, model_fn, data_fn, max_workers, on_done)
     finally:
         if bar is not None:
             bar.close()
@@ -155,7 +156,9 @@ def sweep(
     ``seeds``: each trial's ``TrainConfig.seed`` (model initialisation and shuffling; the
     reference data set is ``data_seed``'s, the same for every seed unless that is None).
     ``backend``: ``"local"`` (``max_workers`` or ``os.cpu_count()`` processes on this
-    machine) or ``"ray"`` (Ray tasks of one CPU each, at most ``max_workers`` in flight; if
+    machine; with GPUs, trials on device ``"auto"``/``"cuda"`` run in workers pinned to one
+    GPU each, ``max_workers`` or one per GPU: ``nbtrain.sweeps.placement``) or ``"ray"``
+    (Ray tasks of one CPU each, and one GPU for trials on CUDA, at most ``max_workers`` in flight; if
     Ray is not initialized, ``ray.init()`` connects to the cluster of ``RAY_ADDRESS`` or
     ``ray start``, else starts a local one, left running. Trials write their run folders on
     the machine that runs them: on several machines, put ``out`` on a shared filesystem).
@@ -180,7 +183,7 @@ def sweep(
     fns = callables_of(model_fn, data_fn)
     _write_spec(out, base_config, grid, seeds, fns, code)
     rows, todo = _finished(trials, fns, code)
-    say(_start_line(len(trials), len(todo), len(seeds), out, backend, max_workers))
+    say(_start_line(trials, todo, len(seeds), out, backend, max_workers))
     _run_todo(trials, rows, todo, backend, max_workers, model_fn, data_fn, progress)
     table = _table(rows, list(grid))
     atomic_write_text(out / RESULTS_FILE, table.to_csv(index=False))

@@ -4,9 +4,12 @@ Fused Adam does one pass over each parameter's data, gradient and moments instea
 about a dozen elementwise passes; measured on the reference model at batch 8 it is the
 largest single saving (compiling the optimizer step with torch.compile was slower,
 benchmarks/RESULTS.md). The forward+loss (and so its backward) is compiled with
-``torch.compile(dynamic=False)``. Compilation happens on the first call, so that call is
-guarded: a failure (no C++ compiler, an unsupported platform) falls back to the eager
-function before any state has changed. The optimizer stays fused either way.
+``torch.compile(dynamic=False)``; on CUDA with ``mode="reduce-overhead"`` (CUDA graphs: the
+step's kernels replayed as one graph, which removes the launch overhead that dominates small
+models), each call marked as a new step for torch's CUDA-graph trees. Elsewhere the default
+mode. Compilation happens on the first call, so that call is guarded: a failure (no C++
+compiler, an unsupported platform) falls back to the eager function before any state has
+changed. The optimizer stays fused either way.
 """
 
 from __future__ import annotations
@@ -43,20 +46,28 @@ def is_fused(optimizer: torch.optim.Optimizer) -> bool:
     return bool(optimizer.defaults.get("fused"))
 
 
+def compile_mode(device: torch.device) -> str | None:
+    """``torch.compile``'s mode on ``device``: ``"reduce-overhead"`` (CUDA graphs) on CUDA, else the default."""
+    return "reduce-overhead" if device.type == "cuda" else None
+
+
 def guarded_compile(eager: Callable, on_success: Callable[[Callable], None],
-                    on_failure: Callable[[Exception], None]) -> Callable:
+                    on_failure: Callable[[Exception], None], mode: str | None = None) -> Callable:
     """``torch.compile(eager)``, checked on its first call.
 
     Returns the function to call. Its first call compiles and runs; on success
     ``on_success(compiled)`` is told (so the caller can call the compiled function directly
     from then on), on failure ``on_failure(exc)`` is told and the eager result returned.
     If ``torch.compile`` itself raises, ``on_failure`` is told at once and ``eager`` returned.
+    ``mode``: torch.compile's mode (``compile_mode``); under CUDA graphs every call starts a step.
     """
     try:
-        compiled = torch.compile(eager, dynamic=False)
+        compiled = torch.compile(eager, dynamic=False, **({} if mode is None else {"mode": mode}))
     except Exception as exc:  # torch.compile itself unavailable
         on_failure(exc)
         return eager
+    if mode == "reduce-overhead":
+        compiled = _graph_steps(compiled)
 
     def first_call(*args):
         try:
@@ -70,9 +81,20 @@ def guarded_compile(eager: Callable, on_success: Callable[[Callable], None],
     return first_call
 
 
-def compiled_info(optimizer: torch.optim.Optimizer, note: str) -> str:
+def _graph_steps(compiled: Callable) -> Callable:
+    """``compiled``, each call preceded by ``cudagraph_mark_step_begin`` (a new forward, a new step)."""
+
+    def call(*args):
+        torch.compiler.cudagraph_mark_step_begin()
+        return compiled(*args)
+
+    return call
+
+
+def compiled_info(optimizer: torch.optim.Optimizer, note: str, mode: str | None = None) -> str:
     """The run's ``compile_info`` when compilation is set up."""
-    return note + "compiled: forward+loss (torch.compile)" + (", fused Adam" if is_fused(optimizer) else "")
+    how = "torch.compile" + (", CUDA graphs" if mode == "reduce-overhead" else "")
+    return note + f"compiled: forward+loss ({how})" + (", fused Adam" if is_fused(optimizer) else "")
 
 
 def failed_info(optimizer: torch.optim.Optimizer, exc: Exception) -> str:
@@ -81,4 +103,4 @@ def failed_info(optimizer: torch.optim.Optimizer, exc: Exception) -> str:
     return f"torch.compile failed ({first_line(exc)}); running eager{fused}"
 
 
-__all__ = ["compiled_info", "failed_info", "first_line", "guarded_compile", "is_fused", "make_adam"]
+__all__ = ["compile_mode", "compiled_info", "failed_info", "first_line", "guarded_compile", "is_fused", "make_adam"]

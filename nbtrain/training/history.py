@@ -14,6 +14,12 @@ Step rows (``History.steps``)::
     clip_factor  float  factor the gradient was scaled by (1.0 when not clipped)
     lr           float  learning rate used for the step
 
+and, under fp16's loss scaler (``TrainConfig(precision="16-mixed")``), on every step row::
+
+    loss_scale   float  the scale this step's loss was multiplied by before backward
+    skipped      bool   the scaler skipped the optimizer step (inf/NaN in the unscaled
+                        gradients; grad_norm is then inf or NaN, and the step is not divergence)
+
 Epoch rows (``History.epochs``)::
 
     epoch          int    0-based
@@ -27,6 +33,10 @@ Epoch rows (``History.epochs``)::
     clip_fraction  float  share of the epoch's steps that were clipped
     n_steps        int    optimizer steps in the epoch
     epoch_time_s   float  wall time of the epoch (training and validation)
+    skipped_steps  int    steps the loss scaler skipped (only under fp16's loss scaler)
+
+``meta`` is free-form; nbtrain's trainer records there, among others, the ``config``, the
+``device`` the run ran on (``"cpu"``, ``"cuda:0"``, ``"mps"``) and its ``precision``.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 An epoch row holds the epoch's statistics (``measures.epoch_stats`` of its step rows:
 mean step loss, percentiles of the pre-clip norm, share of steps clipped), the
 validation loss, the LR at the start of the epoch (``lr_start``) and after its scheduler
-step (``lr``), and the epoch's wall time.
+step (``lr``), and the epoch's wall time; under fp16's loss scaler (step rows carrying
+``skipped``) also ``skipped_steps``, the steps the scaler skipped. The percentiles and the
+maximum of the norm are over finite norms: a skipped step's infinite norm is left out.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class Run:
 def epoch_row(epoch: int, steps: list[dict], val_loss: float, lr_start: float, lr: float, seconds: float) -> dict:
     """The History's row for one finished epoch (see the module's docstring)."""
     stats = measures.epoch_stats(steps)
-    return {
+    row = {
         "epoch": epoch,
         "train_loss": stats["train_loss"],
         "val_loss": val_loss,
@@ -56,14 +58,18 @@ def epoch_row(epoch: int, steps: list[dict], val_loss: float, lr_start: float, l
         "n_steps": stats["n_steps"],
         "epoch_time_s": seconds,
     }
+    if any("skipped" in r for r in steps):
+        row["skipped_steps"] = sum(1 for r in steps if r.get("skipped"))
+    return row
 
 
 def epoch_line(row: dict, epochs: int) -> str:
     """The log line of an epoch row."""
+    skipped = f"  skipped {row['skipped_steps']}" if "skipped_steps" in row else ""
     return (
         f"epoch {row['epoch']}/{epochs - 1}: train {row['train_loss']:.4f}  val {row['val_loss']:.4f}  "
         f"lr {row['lr']:.3g}  grad norm p50 {row['grad_norm_p50']:.2f} p90 {row['grad_norm_p90']:.2f} "
-        f"max {row['grad_norm_max']:.2f}  clipped {row['clip_fraction']:.0%}  ({row['epoch_time_s']:.1f} s)"
+        f"max {row['grad_norm_max']:.2f}  clipped {row['clip_fraction']:.0%}{skipped}  ({row['epoch_time_s']:.1f} s)"
     )
 
 

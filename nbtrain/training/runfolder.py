@@ -2,8 +2,10 @@
 
 A run folder (``nbtrain.train(..., out=...)``) holds ``config.json``, ``history.json``,
 ``checkpoint.pt`` (written after every epoch) and ``status.json`` (written at the end: how
-the run ended, its epochs, the reference data's fingerprint and ``code_fingerprint()``).
-Checkpoints are written atomically and loaded with ``torch.load(..., weights_only=True)``.
+the run ended, its epochs, the device and precision it ran in, the reference data's
+fingerprint and ``code_fingerprint()``). Checkpoints are written atomically with every
+tensor on the CPU (a run saved on a GPU resumes anywhere) and loaded with
+``torch.load(..., map_location="cpu", weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -51,10 +53,13 @@ def source_fingerprint(package: Path, version: str) -> str:
 def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
     """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``.
 
-    A crash midway leaves the previous checkpoint untouched.
+    Every tensor in ``state`` is saved on the CPU. A crash midway leaves the previous checkpoint untouched.
     """
     import torch
 
+    from .devices import to_cpu
+
+    state = to_cpu(state)
     return atomic_write(path, lambda fh: torch.save(state, fh), binary=True)
 
 
@@ -79,10 +84,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 def check_resumable(saved: dict, config: TrainConfig) -> None:
     """Raise ValueError unless a checkpoint's config (``saved``, a dict) matches ``config``.
 
-    ``epochs`` and ``name`` may differ: a run is resumed to train longer or under a new label.
+    ``epochs``, ``name`` and ``device`` may differ: a run is resumed to train longer, under a
+    new label, or on another machine (``precision`` may not: the scaler's state and the
+    run's numbers belong to it).
     """
     saved_config = TrainConfig.from_dict(saved)
-    ignore = {"epochs", "name"}
+    ignore = {"epochs", "name", "device"}
     diffs = {
         k: (v, getattr(config, k))
         for k, v in saved_config.to_dict().items()
@@ -93,12 +100,15 @@ def check_resumable(saved: dict, config: TrainConfig) -> None:
         raise ValueError(f"cannot resume: the config differs from the checkpoint's ({listed})")
 
 
-def write_status(out: str | os.PathLike, status: str, message: str, epochs: int, data: str | None) -> Path:
+def write_status(out: str | os.PathLike, status: str, message: str, epochs: int, data: str | None, *,
+                 device: str | None = None, precision: str | None = None) -> Path:
     """Write ``status.json``: how the run ended, its epochs, the data and code fingerprints.
 
-    ``data``: the reference data's fingerprint (None, and left out, for the caller's own data).
+    ``data``: the reference data's fingerprint (None, and left out, for the caller's own data);
+    ``device`` (``"cuda:0"``, ``"cpu"``) and ``precision``: what the run ran in (left out when None).
     """
     record = {"status": status, "message": message, "epochs": epochs}
+    record.update({k: v for k, v in (("device", device), ("precision", precision)) if v is not None})
     if data is not None:
         record["data"] = data
     record["code"] = code_fingerprint()

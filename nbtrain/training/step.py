@@ -2,9 +2,11 @@
 
 ``accumulated_backward`` runs forward and backward over a step's micro-batches, each
 loss scaled by its share of the step's samples, so N micro-batches of b give the gradient
-of one batch of N*b. ``measure`` computes the total L2 norm of the gradients (the norm
-BEFORE clipping, which is what is logged) and torch's clip coefficient
-``clip / (norm + 1e-6)``, and brings them to the host with the loss in one sync.
+of one batch of N*b (under fp16's loss scaler, backward runs on the loss times the scale;
+the loss returned is the unscaled one). ``measure`` computes the total L2 norm of the
+gradients (the norm BEFORE clipping, which is what is logged) and torch's clip coefficient
+``clip / (norm + 1e-6)``, and brings them to the host with the loss, and the loss scaler's
+scale and skip flag when there is one, in one sync.
 ``clip_gradients`` scales the gradients exactly when ``clip_grad_norm_`` would.
 """
 
@@ -18,31 +20,37 @@ from .batches import split_batch
 
 
 def accumulated_backward(forward_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                         group: list) -> torch.Tensor:
-    """Forward and backward over one step's micro-batches; returns the step's loss (on device)."""
+                         group: list, scale: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """Forward and backward over one step's micro-batches; returns the step's loss (on device).
+
+    ``scale``: what backward runs on, given each weighted loss (the loss scaler's ``scale``).
+    """
     pairs = [split_batch(b) for b in group]
     total = sum(len(x) for x, _ in pairs)
     loss_sum = None
     for x, y in pairs:
         loss = forward_loss(x, y)
         weighted = loss * (len(x) / total) if len(pairs) > 1 else loss
-        weighted.backward()
+        (weighted if scale is None else scale(weighted)).backward()
         loss_sum = weighted.detach() if loss_sum is None else loss_sum + weighted.detach()
     return loss_sum
 
 
-def measure(params: Sequence[torch.Tensor], loss: torch.Tensor,
-            clip: float | None) -> tuple[float, float, float, torch.Tensor]:
-    """``(loss, pre-clip norm, clip coefficient, norm tensor)``, with one host sync.
+def measure(params: Sequence[torch.Tensor], loss: torch.Tensor, clip: float | None,
+            extra: Sequence[torch.Tensor] = ()) -> tuple[float, float, float, torch.Tensor, list[float]]:
+    """``(loss, pre-clip norm, clip coefficient, norm tensor, extra values)``, with one host sync.
 
-    The coefficient is 1.0 without clipping; the norm tensor stays on the device for ``clip_gradients``.
+    The coefficient is 1.0 without clipping; the norm tensor stays on the device for
+    ``clip_gradients``; ``extra`` (device scalars: the loss scale, the skip flag) travels in the same sync.
     """
     norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None], foreach=True)
     synced = [loss.float(), norm.float()]
     if clip is not None:
         synced.append((clip / (norm + 1e-6)).float())  # torch's clip coefficient
-    loss_v, norm_v, *coef = torch.stack(synced).tolist()  # the one host sync
-    return loss_v, norm_v, (coef[0] if coef else 1.0), norm
+    synced += [t.reshape(()).float() for t in extra]
+    values = torch.stack(synced).tolist()  # the one host sync
+    n = 3 if clip is not None else 2
+    return values[0], values[1], (values[2] if clip is not None else 1.0), norm, values[n:]
 
 
 def clip_gradients(params: Sequence[torch.Tensor], max_norm: float | None, norm: torch.Tensor, coef: float) -> bool:

@@ -8,9 +8,15 @@ restarts ``scheduler.step(epoch + i / steps_per_epoch)`` as torch documents. Aft
 epoch: validation, ``ReduceLROnPlateau.step(val_loss)``, a log line for every LR cut, and
 an atomic checkpoint when the run has a folder.
 
-Host syncs: one per optimizer step (loss and pre-clip norm leave the device together).
-Batching lives in ``batches``, the step's gradient work in ``step``, the fast path in
-``fastpath``, the rows and the ``Run`` in ``records``, the run-folder files in ``runfolder``.
+Device and precision (``config.device``, ``config.precision``): the model is moved once to the
+resolved device (``devices``), the data lives there (``batches``), forward and loss run under
+autocast, and under fp16's loss scaler the gradients are unscaled before the norm and steps
+the scaler skips are recorded as such (``precision``).
+
+Host syncs: one per optimizer step (loss, pre-clip norm, and the loss scale and skip flag
+under a scaler, leave the device together). Batching lives in ``batches``, the step's
+gradient work in ``step``, the fast path in ``fastpath``, the rows and the ``Run`` in
+``records``, the run-folder files in ``runfolder``.
 """
 
 from __future__ import annotations
@@ -25,23 +31,24 @@ import torch
 from torch import nn
 
 from .. import measures
-from . import fastpath, step
-from .batches import Batches, grouped, split_batch
+from . import checkpoint, fastpath, step, stopping
+from .batches import Batches, grouped
 from .callbacks import Callback
 from .config import TrainConfig
+from .devices import resolve_device
 from .history import History
+from .precision import Precision
 from .records import Run, epoch_line, epoch_row
 from .runfolder import (
     CHECKPOINT_FILE,
-    CHECKPOINT_FORMAT,
     CONFIG_FILE,
     HISTORY_FILE,
-    check_resumable,
     is_complete_run,
     load_checkpoint,
     save_checkpoint,
     write_status,
 )
+from .validation import validation_loss
 
 Sink = Callable[[str], None]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -64,7 +71,8 @@ def _check_arguments(config, model, train_data, val_data, callbacks) -> None:
 class Trainer:
     """Owns one run: model, optimizer, scheduler, data and the History.
 
-    Most users call ``nbtrain.train``; the Trainer is what callbacks see.
+    Most users call ``nbtrain.train``; the Trainer is what callbacks see. ``device`` is the
+    resolved ``torch.device`` the model and data live on; ``precision`` its ``Precision``.
     """
 
     def __init__(
@@ -86,13 +94,16 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.progress = progress
         self.out_dir = None if out is None else Path(out)
-        self.history = History(meta={"config": config.to_dict()})
+        self.device = resolve_device(config.device)
+        self.precision = Precision(config.precision, self.device)
+        self.history = History(meta={"config": config.to_dict(), "device": str(self.device),
+                                     "precision": config.precision})
         self._stop_requested = False
         self.reference_data = None
         torch.manual_seed(config.seed)
         if model is None:
             model, train_data, val_data = self._setup_reference()
-        self.model = model
+        self.model = model.to(self.device)
         self.loss_fn = loss_fn if loss_fn is not None else nn.MSELoss()
         self._setup_data(train_data, val_data)
         self._setup_optimization()
@@ -115,8 +126,8 @@ class Trainer:
 
     def _setup_data(self, train_data, val_data) -> None:
         c = self.config
-        self.train_batches = Batches(train_data, c.batch_size, shuffle=True, seed=c.seed)
-        self.val_batches = Batches(val_data, max(c.batch_size, 1024), shuffle=False, seed=c.seed)
+        self.train_batches = Batches(train_data, c.batch_size, shuffle=True, seed=c.seed, device=self.device)
+        self.val_batches = Batches(val_data, max(c.batch_size, 1024), shuffle=False, seed=c.seed, device=self.device)
         if len(self.train_batches) == 0:
             raise ValueError("train_data is empty")
         if len(self.val_batches) == 0:
@@ -133,9 +144,10 @@ class Trainer:
         self._forward_loss = self._eager_forward_loss
         self.compile_info = ""
         if self.config.compile:
-            self.compile_info = fastpath.compiled_info(self.optimizer, fused_note)
+            mode = fastpath.compile_mode(self.device)
+            self.compile_info = fastpath.compiled_info(self.optimizer, fused_note, mode)
             self._forward_loss = fastpath.guarded_compile(
-                self._eager_forward_loss, self._use_compiled, self._compile_failed
+                self._eager_forward_loss, self._use_compiled, self._compile_failed, mode
             )
 
     def _make_scheduler(self):
@@ -149,7 +161,8 @@ class Trainer:
         return None
 
     def _eager_forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.loss_fn(self.model(x), y)
+        with self.precision.autocast():
+            return self.loss_fn(self.model(x), y)
 
     def _use_compiled(self, compiled: Callable) -> None:
         self._forward_loss = compiled  # later calls go straight to the compiled function
@@ -174,29 +187,11 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "config": self.config.to_dict(),
-            "epoch": self.epoch,
-            "global_step": self.global_step,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
-            "rng_torch": torch.get_rng_state(),
-            "history": self.history.to_dict(),
-        }
+        """The checkpoint (``checkpoint.trainer_state``)."""
+        return checkpoint.trainer_state(self)
 
     def load_state_dict(self, state: dict) -> None:
-        check_resumable(state["config"], self.config)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None and state["scheduler"] is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng_torch"])
-        self.epoch = int(state["epoch"])
-        self.global_step = int(state["global_step"])
-        self.history = History.from_dict(state["history"])
-        self.history.meta["config"] = self.config.to_dict()
+        checkpoint.restore(self, state)
 
     def resume_from(self, path: str | os.PathLike) -> None:
         self.load_state_dict(load_checkpoint(path))
@@ -245,7 +240,8 @@ class Trainer:
             self.history.meta["message"] = self.message
         if self.out_dir is not None:
             self.history.save(self.out_dir / HISTORY_FILE)
-            write_status(self.out_dir, self.status, self.message, self.epoch, self.history.meta.get("data"))
+            write_status(self.out_dir, self.status, self.message, self.epoch, self.history.meta.get("data"),
+                         device=str(self.device), precision=self.config.precision)
 
     def _train_epoch(self, epoch: int) -> None:
         """The optimizer steps of one epoch (ends early on divergence or a stop request)."""
@@ -291,14 +287,25 @@ class Trainer:
         self._cb("on_epoch_end", row)
 
     def _optimizer_step_on(self, group: list, epoch: int, i: int) -> dict | None:
+        """One optimizer step; its row, or None when the run stopped (non-finite, or the scaler keeps skipping).
+
+        A step the loss scaler skips (inf/NaN in the unscaled gradients, finite loss) is recorded
+        with ``skipped=True``: no clipping, no optimizer step, and no stop unless it keeps happening.
+        """
         self.optimizer.zero_grad(set_to_none=True)
-        loss_sum = step.accumulated_backward(self._forward_loss, group)
-        loss_v, norm_v, coef_v, norm = step.measure(self.params, loss_sum, self.config.grad_clip)
-        if not (math.isfinite(loss_v) and math.isfinite(norm_v)):
+        prec = self.precision
+        loss_sum = step.accumulated_backward(self._forward_loss, group, prec.scale)
+        prec.unscale(self.optimizer)
+        loss_v, norm_v, coef_v, norm, flags = step.measure(
+            self.params, loss_sum, self.config.grad_clip, prec.flags(self.optimizer)
+        )
+        scaler_fields = prec.row_fields(flags)
+        skipped = scaler_fields.get("skipped", False)
+        if not (math.isfinite(loss_v) and (skipped or math.isfinite(norm_v))):
             self._non_finite_step(epoch, i, loss_v, norm_v)
             return None
         lr = self.lr
-        clipped = step.clip_gradients(self.params, self.config.grad_clip, norm, coef_v)
+        clipped = not skipped and step.clip_gradients(self.params, self.config.grad_clip, norm, coef_v)
         row = {
             "epoch": epoch,
             "step": self.global_step,
@@ -307,8 +314,9 @@ class Trainer:
             "clipped": clipped,
             "clip_factor": coef_v if clipped else 1.0,
             "lr": lr,
+            **scaler_fields,
         }
-        self.optimizer.step()
+        prec.step(self.optimizer, skipped)
         if isinstance(self.scheduler, torch.optim.lr_scheduler.CosineAnnealingWarmRestarts):
             # torch documents stepping with fractional epochs; step k of an epoch then
             # runs at the LR of position epoch + k / steps_per_epoch in the cycle.
@@ -316,40 +324,33 @@ class Trainer:
         self.history.steps.append(row)
         self.global_step += 1
         self._cb("on_step_end", row)
+        if prec.keeps_skipping:
+            self._keeps_skipping(row, i)
+            return None
         return row
 
     def _non_finite_step(self, epoch: int, i: int, loss_v: float, norm_v: float) -> None:
-        what = "loss" if not math.isfinite(loss_v) else "gradient norm"
-        value = loss_v if not math.isfinite(loss_v) else norm_v
-        self.history.meta["non_finite_step"] = {
-            "epoch": epoch, "step": self.global_step, "loss": loss_v, "grad_norm": norm_v, "lr": self.lr
-        }
-        self._diverge(f"non-finite {what} ({value}) at step {self.global_step} (epoch {epoch}, batch {i})")
+        record, reason = stopping.non_finite(epoch, self.global_step, i, loss_v, norm_v, self.lr)
+        self.history.meta["non_finite_step"] = record
+        self._diverge(reason)
 
-    def _diverge(self, message: str) -> None:
-        kept = "the last good checkpoint is kept" if self.out_dir is not None else "no checkpoint folder was given"
+    def _keeps_skipping(self, row: dict, i: int) -> None:
+        record, reason = stopping.keeps_skipping(row, i, self.precision.skips_in_a_row)
+        self.history.meta["non_finite_step"] = record
+        self._diverge(reason)
+
+    def _diverge(self, reason: str) -> None:
         self.status = "diverged"
-        self.message = f"training stopped: {message}; {kept}; the history up to the last good step is kept"
+        self.message = stopping.stopped_message(reason, self.out_dir is not None)
         self.history.meta["status"] = self.status
         self.history.meta["message"] = self.message
         if self.out_dir is not None:
             self.history.save(self.out_dir / HISTORY_FILE)
         self.sink(self.message)
 
-    @torch.no_grad()
     def evaluate(self) -> float:
-        """Mean validation loss (weighted by batch size)."""
-        was_training = self.model.training
-        self.model.eval()
-        total, n = None, 0
-        for batch in self.val_batches.epoch(0):
-            x, y = split_batch(batch)
-            loss = self.loss_fn(self.model(x), y).detach() * len(x)
-            total = loss if total is None else total + loss
-            n += len(x)
-        if was_training:
-            self.model.train()
-        return float(total) / n
+        """Mean validation loss (weighted by batch size; ``validation.validation_loss``)."""
+        return validation_loss(self.model, self.loss_fn, self.val_batches, self.precision.autocast)
 
 
 def train(

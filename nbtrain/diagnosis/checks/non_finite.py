@@ -10,7 +10,9 @@ loss-scaler skips
     non-finite gradient norms on steps whose loss is finite (on the same row, or the next
     logged loss when the row has none), and rows flagged ``skipped``: under fp16 the
     GradScaler skips such steps and lowers its scale. Info when they are at most
-    ``SKIP_SHARE_WARNING`` of the steps, else a warning.
+    ``SKIP_SHARE_WARNING`` of the steps, else a warning. The finding says how many steps
+    were skipped, the first of them, and, when the step rows carry their epoch, how many
+    in each epoch (``skipped_per_epoch``: ``[epoch, count]`` pairs).
 """
 
 from __future__ import annotations
@@ -82,6 +84,23 @@ def skipped_steps(ctx: Context) -> np.ndarray:
     return np.flatnonzero(skip)
 
 
+def skips_per_epoch(ctx: Context, skips: np.ndarray) -> list[list]:
+    """``[epoch, count]`` per epoch holding skipped steps, in order (empty when the step rows have no epoch)."""
+    epochs = ctx.data.col("epoch", "step") if len(skips) and "epoch" in ctx.data.steps.columns else None
+    if epochs is None:
+        return []
+    values, counts = np.unique(epochs[skips][np.isfinite(epochs[skips])], return_counts=True)
+    return [[int(e) if float(e).is_integer() else float(e), int(c)] for e, c in zip(values, counts)]
+
+
+def _when(per_epoch: list[list]) -> str:
+    """``" (epoch 0: 3, epoch 2: 1)"``; empty without epochs."""
+    if not per_epoch:
+        return ""
+    shown = ", ".join(f"epoch {e:g}: {c}" for e, c in per_epoch[:8])
+    return f" (per epoch: {shown}{', ...' if len(per_epoch) > 8 else ''})"
+
+
 def _describe(ctx: Context, name: str, v: dict) -> str:
     column, level = name.split(".")[1], name.split(".")[0]
     if "first_step" in v:
@@ -100,15 +119,17 @@ def check_non_finite(ctx: Context) -> None:
     n_norms = int(ctx.data.logged("grad_norm", "step").sum()) if ctx.data.steps is not None else 0
     share = len(skips) / max(n_norms, len(skips), 1)
     steps = ctx.data.step_numbers()
+    per_epoch = skips_per_epoch(ctx, skips)
     evidence = dict(bad)
     evidence.update({"divergence": diverged, "skipped_steps": len(skips), "skip_share": share,
-                     "first_skipped_steps": [int(steps[i]) for i in skips[:10]]})
+                     "first_skipped_steps": [int(steps[i]) for i in skips[:10]], "skipped_per_epoch": per_epoch})
     text = [_describe(ctx, name, v) for name, v in bad.items()]
     if len(skips):
         text.append(f"{len(skips)} step(s) ({percent(share)} of the steps with a logged norm) look like loss-scaler "
                     f"skips (a non-finite gradient norm with a finite loss, or flagged skipped), first at step(s) "
-                    f"{', '.join(f'{int(steps[i]):,}' for i in skips[:5])}.")
-    ctx.add(_divergence(bad, evidence, text) if diverged else _skips(len(skips), share, evidence, text))
+                    f"{', '.join(f'{int(steps[i]):,}' for i in skips[:5])}{_when(per_epoch)}.")
+    first = f"step {int(steps[skips[0]]):,}" if len(skips) else ""
+    ctx.add(_divergence(bad, evidence, text) if diverged else _skips(len(skips), share, first, evidence, text))
 
 
 def _divergence(bad: dict, evidence: dict, text: list[str]) -> Finding:
@@ -129,14 +150,15 @@ def _divergence(bad: dict, evidence: dict, text: list[str]) -> Finding:
     )
 
 
-def _skips(n: int, share: float, evidence: dict, text: list[str]) -> Finding:
+def _skips(n: int, share: float, first: str, evidence: dict, text: list[str]) -> Finding:
     frequent = share > SKIP_SHARE_WARNING
     return Finding(
         code=NON_FINITE,
         severity="warning" if frequent else "info",
         title="Loss-scaler skips (non-finite gradient norms, finite losses)",
-        problem=f"{n} step(s) ({percent(share)}) were skipped by the loss scaler (a NaN or infinite gradient norm "
-        "while the loss stays finite, or a row flagged skipped): fp16 mixed precision at work, not divergence"
+        problem=f"{n} step(s) ({percent(share)}) were skipped by the loss scaler, the first at {first} (a NaN or "
+        "infinite gradient norm while the loss stays finite, or a row flagged skipped): fp16 mixed precision at "
+        "work, not divergence"
         + (", and more of them than the few a scaler needs to settle." if frequent else "."),
         evidence=evidence,
         evidence_text=text,
@@ -150,4 +172,4 @@ def _skips(n: int, share: float, evidence: dict, text: list[str]) -> Finding:
     )
 
 
-__all__ = ["SKIP_SHARE_WARNING", "check_non_finite", "non_finite_values", "skipped_steps"]
+__all__ = ["SKIP_SHARE_WARNING", "check_non_finite", "non_finite_values", "skipped_steps", "skips_per_epoch"]

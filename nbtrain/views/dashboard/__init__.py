@@ -1,5 +1,8 @@
 """The interactive dashboard for Jupyter: sliders for lr, clip and patience, Train/Stop, live plots.
 
+Device and precision are controls too: a run trains where its config says (the trainer
+resolves it), and its status and log lines name the device and precision it used.
+
 ``nbtrain.Dashboard`` builds the controls, trains in a background thread so the notebook
 stays responsive, and redraws three plots while the run goes on: losses, the pre-clip
 gradient norm per step with the clip threshold, and the LR with the scheduler's cuts.

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from ...training import presets
+from ...training import devices, presets
 from ...training.callbacks import Callback
 from ...training.config import TrainConfig
 from ...training.trainer import Run, Trainer
@@ -37,6 +37,11 @@ class Dashboard(DashboardLayout):
     seed control also sets the initialisation) with ``train_data`` and ``val_data``
     (anything ``nbtrain.train`` accepts) to tune your own model. ``callbacks`` are
     passed to every run. ``config`` is the starting point (default: ``presets.ROUND1``).
+
+    Each run trains on the device and in the precision the controls say (``"auto"``: CUDA,
+    then MPS, then the CPU; the choices are what ``devices.available()`` finds). A device
+    this machine lacks is refused before the run starts; the log's run line and the status
+    line say which device and precision the run used.
 
     The plots are drawn by a helper process (``nbtrain.views.plotprocess``;
     ``plot_process=False`` draws in this process instead). It needs a core of its own: with
@@ -179,15 +184,16 @@ class Dashboard(DashboardLayout):
             return False
         try:
             config = self.config()
+            device = str(devices.resolve_device(config.device))  # a device this machine lacks: said here
         except (ValueError, TypeError) as exc:
             self._set_error(f"Not started: {exc}")
             return False
         self._set_error("")
         self._stop_event.clear()
-        record, previous = self.session.new_run(config)  # the first redraw comes with its first step
-        self._sink(f"--- run {record.label} ---")
+        record, previous = self.session.new_run(config, device)  # the first redraw comes with its first step
+        self._sink(f"--- run {record.label} on {record.ran_on} ---")
         self._set_diagnosis("", placeholder="<i>Training... the diagnosis appears when the run ends.</i>")
-        self._set_status(f"Run #{record.index}: preparing data and model...")
+        self._set_status(f"Run #{record.index}: preparing data and model ({record.ran_on})...")
         self.train_button.disabled = True
         self.stop_button.disabled = False
         self._thread = threading.Thread(

@@ -14,7 +14,7 @@ import math
 
 import ipywidgets as W
 
-from ...training import presets
+from ...training import devices, presets
 from ...training.config import TrainConfig
 
 # Fields the controls set; everything else comes from the last preset loaded.
@@ -27,12 +27,19 @@ CONTROLLED_FIELDS = (
     "grad_accum_steps",
     "epochs",
     "seed",
+    "device",
+    "precision",
 )
 LR_RANGE = (1e-6, 1e-3)  # the LR slider's ends
 SCHEDULER_CHOICES = (
     ("ReduceLROnPlateau", "plateau"),
     ("cosine warm restarts", "cosine_warm_restarts"),
     ("none (constant LR)", "none"),
+)
+PRECISION_CHOICES = (
+    ("32-bit", "32"),
+    ("bf16 mixed", "bf16-mixed"),
+    ("fp16 mixed (loss scaling)", "16-mixed"),
 )
 _STYLE = {"description_width": "initial"}
 
@@ -57,6 +64,7 @@ class DashboardLayout:
                 W.HBox([self.round1_button, self.round2_button, self.fallback, self.fallback_button]),
                 W.HBox([self.lr, self.clip_on, self.clip, self.patience]),
                 W.HBox([self.scheduler, self.batch_size, self.grad_accum_steps, self.epochs, self.seed]),
+                W.HBox([self.device, self.precision]),
                 W.HBox([self.train_button, self.stop_button, self.clear_button, self.status_widget]),
                 self.error_widget,
                 self.plot,
@@ -84,6 +92,10 @@ class DashboardLayout:
         self.grad_accum_steps = W.IntText(value=1, description="accumulation steps", style=_STYLE, layout=narrow)
         self.epochs = W.IntText(value=7, description="epochs", style=_STYLE, layout=W.Layout(width="130px"))
         self.seed = W.IntText(value=0, description="seed", style=_STYLE, layout=W.Layout(width="130px"))
+        self.device = W.Dropdown(options=device_choices(), value="auto", description="device", style=_STYLE,
+                                 layout=narrow)
+        self.precision = W.Dropdown(options=PRECISION_CHOICES, value="32", description="precision", style=_STYLE,
+                                    layout=W.Layout(width="280px"))
         self.controls: dict[str, W.Widget] = {
             "lr": self.lr,
             "clip_on": self.clip_on,
@@ -94,6 +106,8 @@ class DashboardLayout:
             "grad_accum_steps": self.grad_accum_steps,
             "epochs": self.epochs,
             "seed": self.seed,
+            "device": self.device,
+            "precision": self.precision,
         }
         self.clip_on.observe(lambda change: setattr(self.clip, "disabled", not change["new"]), names="value")
 
@@ -148,6 +162,10 @@ class DashboardLayout:
         self.grad_accum_steps.value = config.grad_accum_steps
         self.epochs.value = config.epochs
         self.seed.value = config.seed
+        if config.device not in self.device.options:  # e.g. "cuda" or a GPU this machine lacks: Train says so
+            self.device.options = [*self.device.options, config.device]
+        self.device.value = config.device
+        self.precision.value = config.precision
 
     def control_values(self) -> dict:
         """The values of ``CONTROLLED_FIELDS`` the controls show (LR as its 3-digit readout)."""
@@ -160,6 +178,8 @@ class DashboardLayout:
             "grad_accum_steps": int(self.grad_accum_steps.value),
             "epochs": int(self.epochs.value),
             "seed": int(self.seed.value),
+            "device": self.device.value,
+            "precision": self.precision.value,
         }
 
     # -- panel texts ------------------------------------------------------------------------
@@ -191,4 +211,10 @@ class DashboardLayout:
         self.diagnosis_widget.value = text_html or placeholder
 
 
-__all__ = ["CONTROLLED_FIELDS", "LR_RANGE", "SCHEDULER_CHOICES", "DashboardLayout"]
+def device_choices() -> list[str]:
+    """The device control's options: ``"auto"`` and what this machine has (``devices.available()``)."""
+    return ["auto", *devices.available()]
+
+
+__all__ = ["CONTROLLED_FIELDS", "LR_RANGE", "PRECISION_CHOICES", "SCHEDULER_CHOICES", "DashboardLayout",
+           "device_choices"]

@@ -20,30 +20,32 @@ def describe(c: TrainConfig) -> str:
     clip = "off" if c.grad_clip is None else f"{c.grad_clip:g}"
     return (
         f"lr {c.lr:g}, clip {clip}, patience {c.scheduler_patience}, {c.scheduler}, batch {c.batch_size}"
-        f" x {c.grad_accum_steps} accumulation, {c.epochs} epochs, seed {c.seed}"
+        f" x {c.grad_accum_steps} accumulation, {c.epochs} epochs, seed {c.seed}, device {c.device},"
+        f" precision {c.precision}"
     )
 
 
 def end_status(record: RunRecord) -> str:
-    """``Run #n <status>: E epoch(s), S steps in T s; last val loss L.``"""
+    """``Run #n <status>: E epoch(s), S steps in T s (device, precision P); last val loss L.``"""
     run = record.run
     h = run.history
     took = record.ended - record.started
-    text = f"Run #{record.index} {run.status}: {len(h.epochs)} epoch(s), {len(h.steps):,} steps in {took:.1f} s"
+    text = (f"Run #{record.index} {run.status}: {len(h.epochs)} epoch(s), {len(h.steps):,} steps in {took:.1f} s"
+            f" ({record.ran_on})")
     if h.epochs:
         text += f"; last val loss {h.epochs[-1]['val_loss']:.4f}"
     return text + "."
 
 
 def running_status(record: RunRecord) -> str:
-    """``Run #n: epoch e/E, step s, k epoch(s) done, r steps/s`` ("" before the first step)."""
+    """``Run #n: epoch e/E, step s, k epoch(s) done, r steps/s (device, precision)`` ("" before the first step)."""
     n_steps, n_epochs, spe = len(record.steps), len(record.epochs), record.steps_per_epoch
     if not n_steps:
         return ""
     elapsed = time.perf_counter() - (record.fit_started or record.started)
     epoch = min(n_steps // max(spe, 1), record.config.epochs - 1)
     return (f"Run #{record.index}: epoch {epoch + 1}/{record.config.epochs}, step {n_steps:,}, "
-            f"{n_epochs} epoch(s) done, {n_steps / max(elapsed, 1e-9):.0f} steps/s")
+            f"{n_epochs} epoch(s) done, {n_steps / max(elapsed, 1e-9):.0f} steps/s ({record.ran_on})")
 
 
 def diagnosis_html(record: RunRecord) -> str:

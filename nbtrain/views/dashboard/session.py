@@ -34,6 +34,13 @@ class RunRecord:
     redraws: int = 0  # redraws while it was the current run
     run: Run | None = None
     error: str = ""
+    device: str = ""  # the device the config resolved to when Train was pressed ("cpu", "cuda:0")
+
+    @property
+    def ran_on(self) -> str:
+        """``cuda:0, precision bf16-mixed``: the device and precision the run used (as its trainer recorded them)."""
+        meta = self.run.history.meta if self.run is not None else {}
+        return f"{meta.get('device') or self.device}, precision {meta.get('precision') or self.config.precision}"
 
     @property
     def label(self) -> str:
@@ -65,11 +72,11 @@ class Session:
         self.current: RunRecord | None = None
         self._counter = 0
 
-    def new_run(self, config: TrainConfig) -> tuple[RunRecord, RunRecord | None]:
-        """Add a run (now the current one); returns it and the run that was current before."""
+    def new_run(self, config: TrainConfig, device: str = "") -> tuple[RunRecord, RunRecord | None]:
+        """Add a run (now the current one) on ``device``; returns it and the run that was current before."""
         with self.lock:
             self._counter += 1
-            record = RunRecord(index=self._counter, config=config, started=time.perf_counter())
+            record = RunRecord(index=self._counter, config=config, started=time.perf_counter(), device=device)
             previous = self.current
             self.records.append(record)
             self.current = record
