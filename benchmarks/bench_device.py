@@ -46,6 +46,9 @@ from nbtrain.reference.data import make_reference_data
 from nbtrain.reference.models import ReferenceModel
 from nbtrain.training.devices import cuda_count, mps_available
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_trainer import Bare  # noqa: E402  (the same hand-written loop, on the device)
+
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 TOLERANCE = {"32": 0.02, "bf16-mixed": 0.10, "16-mixed": 0.05}  # relative, on the final validation loss
 
@@ -91,43 +94,6 @@ def compare_records(reference: dict, rows: list[dict]) -> list[str]:
 
 
 # -- 2. speed ----------------------------------------------------------------------------------------
-class Bare:
-    """The loop a person would write by hand on the device, with nothing recorded and no per-step sync."""
-
-    name = "bare loop"
-
-    def __init__(self, config, train, val, device):
-        torch.manual_seed(config.seed)
-        self.device = torch.device(device)
-        self.model = ReferenceModel().to(self.device)
-        self.x, self.y = (t.to(self.device) for t in train.tensors)
-        self.xv, self.yv = (t.to(self.device) for t in val.tensors)
-        self.b, self.clip, self.seed = config.batch_size, config.grad_clip, config.seed
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=config.lr)
-        self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, patience=config.scheduler_patience)
-        self.loss_fn = torch.nn.MSELoss()
-        self.epoch = 0
-
-    def run_epoch(self) -> int:
-        g = torch.Generator(device=self.device).manual_seed(self.seed * 100003 + self.epoch)
-        perm = torch.randperm(len(self.x), generator=g, device=self.device)
-        x, y = self.x[perm], self.y[perm]
-        self.model.train()
-        steps = 0
-        for i in range(0, len(x), self.b):
-            self.opt.zero_grad(set_to_none=True)
-            self.loss_fn(self.model(x[i : i + self.b]), y[i : i + self.b]).backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip, foreach=True)
-            self.opt.step()
-            steps += 1
-        self.model.eval()
-        with torch.no_grad():
-            val = float(self.loss_fn(self.model(self.xv), self.yv))
-        self.sched.step(val)
-        self.epoch += 1
-        return steps
-
-
 class NbTrain:
     def __init__(self, config, train, val, device, compile_: bool):
         self.name = "nbtrain compiled" if compile_ else "nbtrain eager"

@@ -32,15 +32,16 @@ HERE = Path(__file__).resolve().parent
 
 
 class Bare:
-    """The loop a person would write by hand, with nothing recorded."""
+    """The loop a person would write by hand (on ``device``), with nothing recorded and no per-step sync."""
 
     name = "bare loop"
 
-    def __init__(self, config, train, val):
+    def __init__(self, config, train, val, device="cpu"):
         torch.manual_seed(config.seed)
-        self.model = ReferenceModel()
-        self.x, self.y = train.tensors
-        self.xv, self.yv = val.tensors
+        self.device = torch.device(device)
+        self.model = ReferenceModel().to(self.device)
+        self.x, self.y = (t.to(self.device) for t in train.tensors)
+        self.xv, self.yv = (t.to(self.device) for t in val.tensors)
         self.b, self.clip, self.seed = config.batch_size, config.grad_clip, config.seed
         self.opt = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, patience=config.scheduler_patience)
@@ -48,8 +49,8 @@ class Bare:
         self.epoch = 0
 
     def run_epoch(self) -> int:
-        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
-        perm = torch.randperm(len(self.x), generator=g)
+        g = torch.Generator(device=self.device).manual_seed(self.seed * 100003 + self.epoch)
+        perm = torch.randperm(len(self.x), generator=g, device=self.device)
         x, y = self.x[perm], self.y[perm]
         self.model.train()
         steps = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from torch.utils.data import Dataset
 
 
 def make_regression(n: int = 96, features: int = 4, seed: int = 0, noise: float = 0.1):
@@ -17,3 +18,16 @@ def make_regression(n: int = 96, features: int = 4, seed: int = 0, noise: float 
 def make_mlp(features: int = 4, hidden: int = 16, seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
     return torch.nn.Sequential(torch.nn.Linear(features, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 1))
+
+
+class PlainDataset(Dataset):
+    """A map-style dataset that is not a TensorDataset (the trainer reads it through a DataLoader)."""
+
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i], self.y[i]

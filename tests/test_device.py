@@ -12,7 +12,7 @@ import sys
 
 import pytest
 import torch
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import TensorDataset
 
 import nbtrain
 from nbtrain import Callback, TrainConfig, Trainer, diagnose, load_checkpoint, train
@@ -23,7 +23,7 @@ from nbtrain.training.checkpoint import restore
 from nbtrain.training.precision import MAX_SKIPS_IN_A_ROW
 from nbtrain.training.runfolder import CHECKPOINT_FILE, save_checkpoint
 
-from tasks import make_mlp, make_regression
+from tasks import PlainDataset, make_mlp, make_regression
 
 CFG = TrainConfig(lr=1e-2, grad_clip=1.0, epochs=3, batch_size=16, scheduler_patience=1, device="cpu", name="tiny")
 
@@ -411,17 +411,6 @@ def test_a_checkpoint_from_before_precisions_still_resumes(tmp_path):
 
 
 # -- data on the device, the compiled path on CUDA -------------------------------------------------------
-class PlainDataset(Dataset):
-    def __init__(self, x, y):
-        self.x, self.y = x, y
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return self.x[i], self.y[i]
-
-
 def test_other_datasets_are_pinned_and_copied_non_blocking_on_cuda(monkeypatch):
     x, y = make_regression(20)
     made, copies = [], []

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
 import nbtrain
 from nbtrain import Callback, StopAfterSteps, TrainConfig, load_checkpoint, train
 from nbtrain.training.runfolder import CHECKPOINT_FILE, code_fingerprint, source_fingerprint
 
-from tasks import make_mlp, make_regression
+from tasks import PlainDataset, make_mlp, make_regression
 
 CFG = TrainConfig(lr=1e-2, grad_clip=1.0, epochs=3, batch_size=16, scheduler_patience=1, name="tiny")
 
@@ -313,17 +313,6 @@ def test_stop_flag_ends_after_the_current_step(tiny_task, quiet):
     assert run.status == "stopped"
     assert len(run.history.steps) == 11
     assert len(run.history.epochs) == 1  # epoch 0 (8 steps) complete; epoch 1 partial: steps only
-
-
-class PlainDataset(Dataset):
-    def __init__(self, x, y):
-        self.x, self.y = x, y
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return self.x[i], self.y[i]
 
 
 def test_generic_dataset_gives_the_same_run_as_tensor_dataset(quiet):
