@@ -1,5 +1,6 @@
 """Live plots and their helper process: same pictures as in-process drawing, incremental rows,
-fallbacks, the run measurements of ``nbtrain.measures``, and a helper that never loads torch."""
+a kept figure that redraws only what changed yet draws what a fresh one draws, fallbacks,
+the run measurements of ``nbtrain.measures``, and a helper that never loads torch."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from nbtrain import measures, presets
 from nbtrain.training.config import TrainConfig
 from nbtrain.views import liveplot, plotprocess
-from nbtrain.views.liveplot import render_png
+from nbtrain.views.liveplot import LiveFigure, render_png
 from nbtrain.views.plotprocess import PlotProcess, PlotProcessError
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -28,6 +29,80 @@ def _steps(n: int, start: int = 0) -> list[dict]:
 def _epochs(n: int) -> list[dict]:
     return [{"epoch": e, "train_loss": 1.0 / (e + 1), "val_loss": 1.2 / (e + 1), "lr_start": 1e-5,
              "lr": 1e-5 if e == 0 else 5e-6, "n_steps": 10} for e in range(n)]
+
+
+def _session(steps_per_epoch: int = 40, epochs: int = 4, every: int = 12) -> list[list[tuple]]:
+    """Snapshots of a dashboard session, as redraws see it: an empty start; run 1 (plateau
+    scheduler, clipping) growing a few rows at a time, with a spike, a clipped share that
+    moves, and an LR cut after epoch 2; run 1 finished and run 2 (no clipping, another
+    scheduler) growing beside it; a cleared history; run 3 reusing number 1."""
+    n = steps_per_epoch * epochs
+    lrs = [1e-5, 1e-5, 2e-6, 2e-6]
+    steps = [{"epoch": i // steps_per_epoch, "step": i, "loss": 1.0 / (1 + 0.05 * i) + 0.1 * ((i * 7) % 5),
+              "grad_norm": (20.0 if i == 70 else 0.5 + (i % 9) * 0.3), "clipped": (i * 5) % 7 < 2 + i // 60,
+              "clip_factor": 1.0, "lr": lrs[i // steps_per_epoch]} for i in range(n)]
+    epoch_rows = [{"epoch": e, "train_loss": 1.0 / (e + 1), "val_loss": 1.3 / (e + 1), "lr_start": 1e-5,
+                   "lr": lrs[e], "n_steps": steps_per_epoch} for e in range(epochs)]
+    other = TrainConfig(grad_clip=None, scheduler="cosine_warm_restarts")
+
+    def upto(k):
+        return steps[:k], epoch_rows[: k // steps_per_epoch]
+
+    snaps = [[]]
+    snaps += [[(1, "#1", presets.ROUND1, *upto(k), steps_per_epoch, True)] for k in range(1, n + 1, every)]
+    snaps.append([(1, "#1", presets.ROUND1, steps, epoch_rows, steps_per_epoch, True)])
+    done = (1, "#1", presets.ROUND1, steps, epoch_rows, steps_per_epoch, False)
+    snaps += [[done, (2, "#2", other, *upto(k), steps_per_epoch, True)] for k in range(1, n // 2, every)]
+    snaps += [[], [(1, "#3", presets.ROUND1, *upto(5), steps_per_epoch, True)]]
+    return snaps
+
+
+def test_a_kept_figure_draws_what_a_fresh_one_draws_and_redraws_only_what_changed():
+    size = (9.0, 2.6)
+    figure = LiveFigure(size)
+    snaps = _session(every=16)
+    beside = []  # frames drawn by renders of run 2 growing beside run 1 that made no new artists
+    for i, snap in enumerate(snaps):
+        frames, rebuilds = figure.frame_draws, figure.rebuilds
+        assert figure.render(snap) == render_png(snap, figsize=size), f"snapshot {i} differs"
+        if len(snap) == 2 and figure.rebuilds == rebuilds:
+            beside.append(figure.frame_draws - frames)
+    # The cheap paths were taken: artists made again only when what is drawn changed in kind
+    # (run 1's first rows, first epoch, LR cut; run 1 finished beside run 2's first rows;
+    # run 2's first epoch; run 3); while run 1's length fixes the x axis, renders redraw at
+    # most one panel's frame on average; an unchanged snapshot draws no frame at all.
+    assert figure.rebuilds == 6, figure.rebuilds
+    assert len(beside) == 3 and sum(beside) <= len(beside), beside
+    frames = figure.frame_draws
+    assert figure.render(snaps[-1]) == render_png(snaps[-1], figsize=size) and figure.frame_draws == frames
+
+
+def test_a_finished_run_whose_rows_change_is_drawn_again():
+    # The finished run's lines sit in the panels' frames; its new rows change no limit.
+    size = (6.0, 2.0)
+    figure = LiveFigure(size)
+    steps = _steps(40)
+    changed = [{**r, "grad_norm": 1.0} if 10 <= r["step"] < 20 else r for r in steps]
+    current = (2, "#2", presets.ROUND1, _steps(40), _epochs(4), 10, True)
+    for rows in (steps, changed):
+        snap = [(1, "#1", presets.ROUND1, rows, _epochs(4), 10, False), current]
+        assert figure.render(snap) == render_png(snap, figsize=size)
+
+
+def test_the_clipped_share_and_no_run_yet_and_clipping_off_are_drawn():
+    size = (6.0, 2.0)
+    figure = LiveFigure(size)
+    figure.render([])
+    assert [t.get_text() for ax in figure.axes for t in ax.texts] == ["no run yet"] * 3
+    steps = _steps(30)  # every third step clipped: 33%
+    low = [(1, "#1", presets.ROUND1, steps, _epochs(3), 10, True)]
+    high = [(1, "#1", presets.ROUND1, [{**r, "clipped": not r["clipped"]} for r in steps], _epochs(3), 10, True)]
+    pictures = [figure.render(low), figure.render(high)]  # the legend's box kept, its share rewritten
+    assert pictures[0] != pictures[1] and pictures == [render_png(low, figsize=size), render_png(high, figsize=size)]
+    labels = [ln.get_label() for ln in figure.axes[1].get_lines() if ln.get_label().startswith("clip")]
+    assert labels == ["clip 2 (67% of steps clipped)"]
+    figure.render([(1, "#1", {"grad_clip": None, "scheduler": "none"}, steps, _epochs(3), 10, True)])
+    assert [t.get_text() for t in figure.axes[1].texts] == ["clipping off"]
 
 
 @pytest.fixture
@@ -50,9 +125,11 @@ def test_helper_draws_the_same_png_as_in_process_as_rows_arrive(helper):
         [(2, "#2", b, steps_b, _epochs(1), 10, True)],  # run 1 cleared
         [(1, "#1", a, steps_a[:2], [], 10, True)],  # a new run that reuses a number
     ]
-    for snap in snapshots:
-        assert helper.render(snap, figsize=size) == render_png(snap, figsize=size)
+    snapshots += _session(every=25)  # a session redrawn as it grows, from a cleared history
+    for i, snap in enumerate(snapshots):
+        assert helper.render(snap, figsize=size) == render_png(snap, figsize=size), f"snapshot {i} differs"
     assert helper.renders == len(snapshots)
+    assert helper.render(snapshots[-1], figsize=(4.0, 2.0)) == render_png(snapshots[-1], figsize=(4.0, 2.0))
 
 
 def test_a_failed_draw_is_reported_and_the_helper_recovers(helper):
@@ -80,8 +157,8 @@ def test_the_helper_imports_neither_torch_nor_ipywidgets(tmp_path, monkeypatch):
     monkeypatch.delenv("PYTHONPATH", raising=False)
     snap = [(1, "#1", liveplot.plot_settings(presets.ROUND1), _steps(25), _epochs(3), 10, True)]
     probe = (
-        "import json, matplotlib.backends.backend_agg, matplotlib.figure, PIL.Image, nbtrain; "
-        f"plotprocess.render_png(json.loads({json.dumps(snap)!r})); "
+        "import json, matplotlib.backends.backend_agg, matplotlib.figure, numpy, nbtrain; "
+        f"plotprocess.LiveFigure().render(json.loads({json.dumps(snap)!r})); "
         "print(json.dumps({'loaded': [m for m in ('torch', 'ipywidgets', 'nbtrain.measures') if m in sys.modules], "
         "'nbtrain': nbtrain.__file__}))"
     )
@@ -107,11 +184,10 @@ def test_the_helper_starts_from_any_folder_without_pythonpath(tmp_path, monkeypa
 
 
 def test_live_plots_show_the_measured_clip_share_and_lr_cuts():
-    from matplotlib.figure import Figure
-
     steps, epochs = _steps(30), _epochs(3)  # lr_start 1e-5 every epoch; lr 1e-5, then 5e-6, 5e-6
-    axes = Figure().subplots(1, 3)
-    assert liveplot._draw_run(axes, 1, "#1", presets.ROUND1, steps, epochs, 10, True) is True
+    figure = LiveFigure()
+    figure.render([(1, "#1", presets.ROUND1, steps, epochs, 10, True)])
+    axes = figure.axes
     share, _ = measures.clip_fraction(clipped=[r["clipped"] for r in steps])
     clip_labels = [ln.get_label() for ln in axes[1].get_lines() if ln.get_label().startswith("clip")]
     assert clip_labels == [f"clip 2 ({share:.0%} of steps clipped)"]
@@ -120,8 +196,8 @@ def test_live_plots_show_the_measured_clip_share_and_lr_cuts():
     assert [t.get_text() for t in axes[2].texts] == ["1.0e-05 -> 5.0e-06"]
     assert [ln.get_xdata()[0] for ln in axes[2].get_lines() if ln.get_linestyle() == ":"] == [2]
     # No cut marks for a scheduler other than the plateau one.
-    axes = Figure().subplots(1, 3)
-    liveplot._draw_run(axes, 1, "#1", {"grad_clip": None, "scheduler": "none"}, steps, epochs, 10, True)
+    figure.render([(1, "#1", {"grad_clip": None, "scheduler": "none"}, steps, epochs, 10, True)])
+    axes = figure.axes
     assert len(axes[2].texts) == 0 and not [ln for ln in axes[2].get_lines() if ln.get_linestyle() == ":"]
 
 

@@ -1,23 +1,35 @@
 """The dashboard's live plots: the runs of a session drawn into one PNG.
 
-``render_png(snapshot)`` draws the three panels (losses, pre-clip gradient norms with the
-clip line, LR with the scheduler's cuts) of every run in ``snapshot`` into PNG bytes with
-matplotlib's Agg canvas (no pyplot: no figure is left open). The clipped share and the LR
-cuts it shows are ``nbtrain.measures.clip_fraction`` and ``nbtrain.measures.lr_cuts``.
+``LiveFigure(figsize, dpi).render(snapshot)`` draws three panels side by side (losses,
+pre-clip gradient norms with the clip line, LR with the scheduler's cuts) of every run in
+``snapshot`` as PNG bytes, with matplotlib's Agg canvas (no pyplot: no figure is left
+open). The clipped share and the LR cuts it shows are ``nbtrain.measures.clip_fraction``
+and ``nbtrain.measures.lr_cuts``. ``render_png(snapshot)`` is one render of a fresh figure.
+
+A ``LiveFigure`` is kept between redraws (the plot helper keeps one), and a redraw redoes
+only what changed: a run's curves are thinned again only when it has new rows; its lines,
+cut marks and annotations are made again only when what is drawn changes in kind (a run
+added, finished or removed, its first epoch, a new LR cut), and otherwise get their new
+data (``set_data``; the axes' limits follow with ``relim``/``autoscale_view``, the log
+scales stay); each panel (``nbtrain.views.livepanel``) redraws its axes, ticks and the
+earlier runs' lines only when its limits change. A kept figure's PNG is the same bytes as
+a fresh figure's for the same snapshot (the tests hold it to that), so the helper process
+and in-process drawing agree.
 
 It runs in the dashboard's plot helper process (``nbtrain.views.plotprocess``), or in the
 kernel when the helper cannot run, so this module imports only the standard library,
-``nbtrain.measures`` and, when drawing, matplotlib and Pillow: never torch or ipywidgets.
+``nbtrain.measures`` and, when drawing, matplotlib and numpy: never torch or ipywidgets.
 """
 from __future__ import annotations
 
-import io
 import math
-from typing import Any
+import struct
+import zlib
+from typing import Any, NamedTuple
 
 from .. import measures
 
-__all__ = ["PLOT_FIELDS", "plot_settings", "render_png"]
+__all__ = ["PLOT_FIELDS", "Curves", "LiveFigure", "plot_settings", "png_bytes", "render_png", "run_curves"]
 
 _MAX_POINTS = 600  # step curves are thinned to about this many points per run and panel
 PLOT_FIELDS = ("grad_clip", "scheduler")  # the config fields the plots use
@@ -75,9 +87,159 @@ def _thin_last(xs: list, ys: list, max_points: int = _MAX_POINTS) -> tuple[list,
     return [xs[i] for i in keep], [ys[i] for i in keep]
 
 
-_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
-_TITLES = ("loss (train per step, epoch means; val)", "pre-clip gradient norm per step",
-           "learning rate (dotted: scheduler cut)")
+class Curves(NamedTuple):
+    """One run's drawable data: thinned curves (None: not drawn) and the clip line's label.
+
+    ``kind`` is ``(index, label, faint, has loss, has train, has val, has grad, clip,
+    has lr, cuts)``: what decides which artists the run needs and their fixed properties;
+    two renders whose runs have the same kinds differ only in line data and clip labels.
+    """
+
+    kind: tuple
+    loss: tuple | None  # (x, y) of the per-step training loss (current run only)
+    train: tuple | None  # epoch train losses (current run only)
+    val: tuple | None  # epoch validation losses
+    grad: tuple | None  # pre-clip gradient norms
+    clip_label: str | None  # the clip line's legend label (current, clipped run only)
+    lr: tuple | None  # learning rate per step
+
+
+def run_curves(index: int, label: str, config: Any, steps: list, epochs: list, spe: int,
+               is_current: bool) -> Curves:
+    """A snapshot item's curves. x is in epochs (a step at position k of epoch e sits at
+    ``e + (k + 1) / steps_per_epoch``); step curves are thinned to a few hundred points (a
+    panel is about 300 pixels wide): losses averaged, gradient norms keeping each bucket's
+    extremes, the LR keeping its changes. The clipped share and the LR cuts are
+    ``measures.clip_fraction`` and ``measures.lr_cuts``."""
+    spe = spe or (epochs[0]["n_steps"] if epochs else 1) or 1
+    xs = [(r["step"] + 1) / spe for r in steps]
+    faint = not is_current
+    loss = _thin_mean(xs, [r["loss"] for r in steps]) if steps and not faint else None
+    ex = [r["epoch"] + 1 for r in epochs]
+    train = (ex, [r["train_loss"] for r in epochs]) if epochs and not faint else None
+    val = (ex, [r["val_loss"] for r in epochs]) if epochs else None
+    grad = _thin_envelope(xs, [r["grad_norm"] for r in steps]) if steps else None
+    clip = _cfg(config, "grad_clip") if steps and not faint else None
+    clip_label = None
+    if clip is not None:
+        share, _ = measures.clip_fraction(clipped=[r["clipped"] for r in steps])
+        clip_label = f"clip {clip:g} ({share:.0%} of steps clipped)"
+    lr = _thin_last(xs, [r["lr"] for r in steps]) if steps else None
+    cuts = ()
+    if epochs and measures.uses_plateau(config):  # the plateau scheduler's cuts
+        cuts = tuple(measures.lr_cuts([r["lr"] for r in epochs], [r["epoch"] for r in epochs],
+                                      start=epochs[0].get("lr_start")))
+    kind = (index, label, faint, loss is not None, train is not None, val is not None,
+            grad is not None, clip, lr is not None, cuts)
+    return Curves(kind, loss, train, val, grad, clip_label, lr)
+
+
+class LiveFigure:
+    """The live plots, kept between renders so that a redraw redoes only what changed.
+
+    ``render(snapshot)`` takes the runs as ``render_png`` does and returns PNG bytes that do
+    not depend on what was rendered before (``render_png``, a fresh figure, gives the same
+    bytes). Rows are only ever appended to a run's lists: a run's curves are reused while
+    its lists and their lengths stay the same. ``rebuilds`` counts the times the runs'
+    artists were made afresh; ``frame_draws`` the panels' frames drawn (see
+    ``nbtrain.views.livepanel``).
+    """
+
+    def __init__(self, figsize: tuple[float, float] = (12.0, 3.4), dpi: int = 72) -> None:
+        self.figsize = (float(figsize[0]), float(figsize[1]))
+        self.dpi = dpi
+        self.rebuilds = 0
+        self._panel_sets: dict[bool, list] = {}  # has data -> the three panels for it
+        self._panels: list = []  # the set in use
+        self._has_data: bool | None = None  # what the panels in use are set up for (None: none yet)
+        self._empty_png: bytes | None = None  # "no run yet" never changes
+        self._kinds: list | None = None
+        self._curves: dict[int, tuple] = {}  # run index -> (rows it was made from, version, Curves)
+        self._versions = 0
+
+    @property
+    def frame_draws(self) -> int:
+        return sum(p.frame_draws for panels in self._panel_sets.values() for p in panels)
+
+    @property
+    def axes(self) -> list:
+        """The three panels' axes (losses, gradient norms, LR), as the last render left them."""
+        return [p.ax for p in self._panels]
+
+    def render(self, snapshot: list[tuple]) -> bytes:
+        """Draw the runs of ``snapshot`` (see ``render_png``) as PNG bytes."""
+        from .livepanel import Panel
+
+        items = [item for item in snapshot if item[3] or item[4]]
+        if bool(items) != self._has_data:
+            if bool(items) not in self._panel_sets:
+                self._panel_sets[bool(items)] = [Panel(i, self.figsize, self.dpi, bool(items)) for i in range(3)]
+            self._panels = self._panel_sets[bool(items)]
+            self._has_data, self._kinds = bool(items), None
+        if not items:
+            self._curves = {}
+            if self._empty_png is None:
+                self._empty_png = self._png(())
+            return self._empty_png
+        cached = [self._run_curves(item) for item in items]
+        self._curves = {item[0]: entry for item, entry in zip(items, cached)}
+        curves = [entry[2] for entry in cached]
+        n_static = next((i for i, c in enumerate(curves) if not c.kind[2]), len(curves))  # finished runs first
+        kinds = [c.kind for c in curves] + [n_static]
+        if kinds != self._kinds:
+            self.rebuilds += 1
+            for panel in self._panels:
+                panel.make(curves, n_static)
+            self._kinds = kinds
+        else:
+            for panel in self._panels:
+                panel.update(curves)
+        static_key = tuple(entry[1] for entry in cached[:n_static])
+        return self._png(static_key)
+
+    def _run_curves(self, item: tuple) -> tuple:
+        """``(rows, version, run_curves(*item))``, reused while the item's rows are the same."""
+        index, label, config, steps, epochs, spe, is_current = item
+        rows = (steps, len(steps), epochs, len(epochs), label, spe, is_current, tuple(plot_settings(config).items()))
+        cached = self._curves.get(index)
+        if cached is not None and all(a is b if isinstance(a, list) else a == b for a, b in zip(cached[0], rows)):
+            return cached
+        self._versions += 1
+        return rows, self._versions, run_curves(*item)
+
+    def _png(self, static_key: tuple) -> bytes:
+        """The panels side by side, their legends laid over, as PNG bytes."""
+        import numpy as np
+
+        from .livepanel import lay_over
+
+        strips = [(p, p.draw(static_key)) for p in self._panels]
+        height = strips[0][1].shape[0]
+        image = np.empty((height, sum(a.shape[1] for _, a in strips), 3), dtype=np.uint8)
+        for panel, pixels in strips:
+            image[:, panel.x0 : panel.x0 + pixels.shape[1]] = pixels[..., :3]
+        for panel, _ in strips:
+            if panel.legend_layer is not None:
+                lay_over(image, panel.legend_layer, panel.x0)
+        return png_bytes(image)
+
+
+def png_bytes(image) -> bytes:
+    """An RGB image (a (height, width, 3) uint8 array) as PNG bytes: rows unfiltered, zlib
+    level 1. Twice as fast as Pillow's filtered encoding, about a fifth bigger; it runs next
+    to training, on every redraw."""
+    import numpy as np
+
+    height, width, _ = image.shape
+    rows = np.zeros((height, 1 + 3 * width), dtype=np.uint8)  # each row: filter type 0, then its pixels
+    rows[:, 1:] = image.reshape(height, -1)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows.tobytes(), 1))
+            + chunk(b"IEND", b""))
 
 
 def render_png(snapshot: list[tuple], figsize: tuple[float, float] = (12.0, 3.4), dpi: int = 72) -> bytes:
@@ -86,95 +248,9 @@ def render_png(snapshot: list[tuple], figsize: tuple[float, float] = (12.0, 3.4)
     Each snapshot item is ``(index, label, config, steps, epochs, steps_per_epoch, is_current)``
     with ``steps`` and ``epochs`` rows as in ``nbtrain.training.history`` and ``config`` a
     ``TrainConfig`` or a dict with its ``grad_clip`` and ``scheduler``. The current run is drawn
-    in full colour; the others faintly. The x axis is epochs (a step at position k of
-    epoch e sits at ``e + (k + 1) / steps_per_epoch``), so runs with different batch
-    sizes line up. Step curves are thinned to a few hundred points (a panel is about
-    300 pixels wide): losses are averaged, gradient norms keep each bucket's extremes.
-    Drawing is kept cheap on purpose (fixed layout and legend places, no minor tick
-    labels), because it runs while training shares the CPU.
+    in full colour; the others faintly. The x axis is epochs, so runs with different batch
+    sizes line up (see ``run_curves``). Drawing is kept cheap on purpose (fixed layout and
+    legend places, no minor tick labels), because it runs while training shares the CPU.
+    This is one render of a fresh ``LiveFigure``; keep a ``LiveFigure`` to redraw cheaply.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from PIL import Image
-
-    fig = Figure(figsize=figsize, dpi=dpi)
-    canvas = FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 3)
-    fig.subplots_adjust(left=0.045, right=0.99, bottom=0.14, top=0.9, wspace=0.22)
-    for ax, title in zip(axes, _TITLES):
-        ax.set_title(title, fontsize=9)
-    clip_lines = [_draw_run(axes, *item) for item in snapshot if item[3] or item[4]]
-    _finish_axes(axes, has_data=bool(clip_lines), clip_shown=any(clip_lines))
-    canvas.draw()
-    image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
-    buf = io.BytesIO()
-    image.save(buf, format="png", compress_level=1)  # fast: this runs next to training
-    return buf.getvalue()
-
-
-def _draw_run(axes, index: int, label: str, config: Any, steps: list, epochs: list, spe: int,
-              is_current: bool) -> bool:
-    """One run on the three panels; True when it drew a clip line (the current, clipped run)."""
-    ax_loss, ax_grad, ax_lr = axes
-    spe = spe or (epochs[0]["n_steps"] if epochs else 1) or 1
-    xs = [(r["step"] + 1) / spe for r in steps]
-    faint = not is_current
-    color = _PALETTE[(index - 1) % len(_PALETTE)]
-    alpha = 0.35 if faint else 1.0
-    # losses: per-step training loss (thin, averaged), epoch train and validation loss
-    if steps and not faint:
-        x, y = _thin_mean(xs, [r["loss"] for r in steps])
-        ax_loss.plot(x, y, color=color, alpha=0.3, lw=0.7)
-    if epochs:
-        ex = [r["epoch"] + 1 for r in epochs]
-        if not faint:
-            ax_loss.plot(ex, [r["train_loss"] for r in epochs], "o-", color=color, lw=1.0, ms=3,
-                         label=f"{label} train")
-        ax_loss.plot(ex, [r["val_loss"] for r in epochs], "s--", color=color, alpha=alpha,
-                     lw=1.5 if not faint else 1.0, ms=4 if not faint else 2, label=f"{label} val")
-    clip_line = False
-    if steps:  # gradient norms, with the clip threshold and the clipped share
-        x, y = _thin_envelope(xs, [r["grad_norm"] for r in steps])
-        ax_grad.plot(x, y, color=color, alpha=0.25 if faint else 0.8, lw=0.6, label=label)
-        clip = _cfg(config, "grad_clip")
-        if not faint and clip is not None:
-            clip_line = True
-            share, _ = measures.clip_fraction(clipped=[r["clipped"] for r in steps])
-            ax_grad.axhline(clip, color="#b00020", ls="--", lw=1.2,
-                            label=f"clip {clip:g} ({share:.0%} of steps clipped)")
-    if steps:  # learning rate per step
-        x, y = _thin_last(xs, [r["lr"] for r in steps])
-        ax_lr.plot(x, y, color=color, alpha=alpha, lw=1.4 if not faint else 1.0, drawstyle="steps-pre",
-                   label=label)
-    if epochs and measures.uses_plateau(config):  # the plateau scheduler's cuts
-        cuts = measures.lr_cuts([r["lr"] for r in epochs], [r["epoch"] for r in epochs],
-                                start=epochs[0].get("lr_start"))
-        for epoch, old, new in cuts:
-            ax_lr.axvline(epoch + 1, color=color, alpha=alpha, ls=":", lw=1.2)
-            if not faint:
-                ax_lr.annotate(f"{old:.1e} -> {new:.1e}", (epoch + 1, new),
-                               fontsize=7, color=color, textcoords="offset points", xytext=(3, 4))
-    return clip_line
-
-
-def _finish_axes(axes, has_data: bool, clip_shown: bool) -> None:
-    """Labels, scales and legends, or "no run yet" on empty panels."""
-    from matplotlib.ticker import NullLocator
-
-    ax_loss, ax_grad, ax_lr = axes
-    for ax in axes:
-        ax.set_xlabel("epoch", fontsize=8, labelpad=1)
-        ax.tick_params(labelsize=7)
-        ax.grid(True, alpha=0.3)
-    if not has_data:
-        for ax in axes:
-            ax.text(0.5, 0.5, "no run yet", transform=ax.transAxes, ha="center", va="center", color="grey")
-        return
-    for ax in (ax_grad, ax_lr):
-        ax.set_yscale("log")
-        ax.yaxis.set_minor_locator(NullLocator())
-    for ax, loc in ((ax_loss, "upper right"), (ax_grad, "upper left")):
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=6, loc=loc)
-    if not clip_shown:
-        ax_grad.text(0.99, 0.02, "clipping off", transform=ax_grad.transAxes, ha="right", fontsize=8)
+    return LiveFigure(figsize, dpi).render(snapshot)
