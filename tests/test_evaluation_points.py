@@ -139,10 +139,7 @@ def test_a_path_is_read_with_read_log(monkeypatch, tmp_path):
 def test_a_real_run_folder_path(tmp_path):
     h = healthy_history()
     h.save(tmp_path / "history.json")
-    try:
-        d = diagnose(tmp_path, HEALTHY_CONFIG)
-    except (ImportError, ValueError) as exc:  # nbtrain.logs is being written alongside
-        pytest.skip(f"nbtrain.logs.read_log cannot read an nbtrain run folder yet: {exc}")
+    d = diagnose(tmp_path, HEALTHY_CONFIG)
     assert d.codes == diagnose(h, HEALTHY_CONFIG).codes == []
 
 
