@@ -47,7 +47,7 @@ from nbtrain.reference.models import ReferenceModel
 from nbtrain.training.devices import cuda_count, mps_available
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_trainer import Bare  # noqa: E402  (the same hand-written loop, on the device)
+from bench_trainer import Bare, NbTrain  # noqa: E402  (the same contenders, on the device)
 
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 TOLERANCE = {"32": 0.02, "bf16-mixed": 0.10, "16-mixed": 0.05}  # relative, on the final validation loss
@@ -94,21 +94,6 @@ def compare_records(reference: dict, rows: list[dict]) -> list[str]:
 
 
 # -- 2. speed ----------------------------------------------------------------------------------------
-class NbTrain:
-    def __init__(self, config, train, val, device, compile_: bool):
-        self.name = "nbtrain compiled" if compile_ else "nbtrain eager"
-        torch.manual_seed(config.seed)
-        self.trainer = nbtrain.Trainer(config.replace(compile=compile_, device=device), ReferenceModel(), train, val,
-                                       sink=None)
-        self.epochs = 0
-
-    def run_epoch(self) -> int:
-        before = len(self.trainer.history.steps)
-        self.epochs += 1
-        self.trainer.fit(epochs=self.epochs)
-        return len(self.trainer.history.steps) - before
-
-
 def _synchronize(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -118,8 +103,8 @@ def _synchronize(device: str) -> None:
 
 def speed(config, train, val, device: str, reps: int) -> list[str]:
     contenders, warmup = [], {}
-    for make in (lambda: Bare(config, train, val, device), lambda: NbTrain(config, train, val, device, False),
-                 lambda: NbTrain(config, train, val, device, True)):
+    for make in (lambda: Bare(config, train, val, device), lambda: NbTrain(config, train, val, False, device),
+                 lambda: NbTrain(config, train, val, True, device)):
         c = make()
         t0 = time.perf_counter()
         c.run_epoch()  # warm-up; compiles (and records the CUDA graphs) for the compiled path

@@ -70,11 +70,13 @@ class Bare:
 
 
 class NbTrain:
-    def __init__(self, config, train, val, compile_: bool):
+    """nbtrain's trainer (eager or compiled, on ``device``), timed one epoch at a time."""
+
+    def __init__(self, config, train, val, compile_: bool, device: str = "cpu"):
         self.name = "nbtrain compiled" if compile_ else "nbtrain (full instrumentation)"
         torch.manual_seed(config.seed)
         model = ReferenceModel()
-        self.trainer = nbtrain.Trainer(config.replace(compile=compile_), model, train, val, sink=None)
+        self.trainer = nbtrain.Trainer(config.replace(compile=compile_, device=device), model, train, val, sink=None)
         self.epochs = 0
 
     def run_epoch(self) -> int:
