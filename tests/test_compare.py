@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
-from histories import HEALTHY_CONFIG, SEED_CONFIG, healthy_history, seed_frame
+from histories import HEALTHY_CONFIG, HEALTHY_VAL, SEED_CONFIG, healthy_history, make_history, seed_frame
 
 from nbtrain import History
 from nbtrain import LoadedRun, RunFolderError, compare_runs, load_run, summarize
+from nbtrain.views.compare import format_table
 
 
 def write_run(folder, history=None, config=HEALTHY_CONFIG):
@@ -82,3 +84,68 @@ def test_compare_runs_bad_input(tmp_path):
         compare_runs(str(tmp_path))
     with pytest.raises(RunFolderError, match="does not exist"):
         compare_runs([tmp_path / "missing"])
+
+
+# -- tables for people (issue 15) -----------------------------------------------------------------
+def test_compare_runs_keeps_counts_integer_and_numbers_for_code(tmp_path):
+    cosine = HEALTHY_CONFIG.replace(scheduler="cosine_warm_restarts", name="cosine")
+    table = compare_runs([("healthy", healthy_history()), ("cosine", make_history(HEALTHY_VAL, config=cosine))])
+    assert str(table["lr_cuts"].dtype) == "Int64" and str(table["epochs"].dtype) == "Int64"
+    assert table.loc["healthy", "lr_cuts"] == 1 and pd.isna(table.loc["cosine", "lr_cuts"])
+    assert table.loc["healthy", "best_val_loss"] == 0.51  # the numbers stay numbers
+
+
+def test_format_table_per_column():
+    cosine = HEALTHY_CONFIG.replace(scheduler="cosine_warm_restarts", name="cosine")
+    numeric = compare_runs([("healthy", healthy_history()), ("cosine", make_history(HEALTHY_VAL, config=cosine)),
+                            ("round 1", History.from_dataframe(seed_frame()))])
+    shown = format_table(numeric)
+    assert list(shown.index) == list(numeric.index)
+    row = shown.loc["healthy"]
+    assert row["lr"] == "1e-3" and row["final_lr"] == "1e-4"  # the LR moved: both kept
+    assert row["epochs"] == "12" and row["best_epoch"] == "11" and row["lr_cuts"] == "1"
+    assert row["best_val_loss"] == "0.5100" and row["clip_fraction"] == "0.4%"
+    assert row["grad_norm_growth_p50"] == f"{numeric.loc['healthy', 'grad_norm_growth_p50']:.3g}×"
+    assert row["grad_clip"] == "5" and row["patience"] == "2"
+    assert shown.loc["cosine", "lr_cuts"] == "n/a (cosine)"
+    assert shown.loc["round 1", "clip_fraction"] == "n/a" and shown.loc["round 1", "grad_clip"] == "unknown"
+    text = shown.to_string()
+    for bad in ("nan", "NaN", "None", "<NA>", "e-05", "0.000"):
+        assert bad not in text
+    same = format_table(numeric.loc[["healthy"]].assign(final_lr=1e-3))
+    assert "final_lr" not in same.columns and same.loc["healthy", "lr"] == "1e-3"  # the same value: one column
+    short = format_table(numeric, short=True)
+    assert {"best val", "growth p50", "clipped", "LR cuts", "clip"} <= set(short.columns)
+    with pytest.raises(TypeError, match="df must be a pandas DataFrame"):
+        format_table([1, 2])
+
+
+def test_format_table_on_a_sweep_table():
+    sweep = pd.DataFrame({"lr": [2e-5, 1e-5], "grad_clip": [2.0, None], "seed": [0, 1],
+                          "best_val_loss": [0.63246, None],
+                          "lr_cuts": [0, None], "final_lr": [2e-5, 1e-5], "epochs_done": [2, 0],
+                          "status": ["completed", "failed"], "error": [float("nan"), "worker failed"],
+                          "train_time_s": [5.257, float("inf")]})
+    shown = format_table(sweep)
+    assert list(shown["lr"]) == ["2e-5", "1e-5"] and "final_lr" not in shown.columns
+    assert list(shown["grad_clip"]) == ["2", "off"] and list(shown["seed"]) == ["0", "1"]
+    assert list(shown["best_val_loss"]) == ["0.6325", "n/a"] and list(shown["lr_cuts"]) == ["0", "n/a"]
+    assert list(shown["error"]) == ["", "worker failed"] and list(shown["train_time_s"]) == ["5.26 s", "inf"]
+
+
+def test_comparison_png_has_a_panel_per_logged_metric(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nbtrain.views import compare
+
+    made = []
+    real = plt.subplots
+    monkeypatch.setattr(plt, "subplots", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+    png = tmp_path / "c.png"
+    compare.write_comparison_png({"a": healthy_history(), "b": History.from_dataframe(seed_frame())}, png)
+    fig, axes = made[0]
+    assert [ax.get_title() for ax in axes[0]] == ["Validation loss", "Median pre-clip gradient norm", "Steps clipped"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

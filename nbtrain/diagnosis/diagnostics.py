@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from .alternatives import apply_alternatives, config_fields
 from .checks.clipping import check_clipping
 from .checks.context import Context
 from .checks.gradients import check_gradients
@@ -43,6 +44,7 @@ from .findings import (
 )
 from .run_data import as_run_data
 from .settings import resolve_settings
+from .summary import summarize
 
 CHECKS = (check_non_finite, check_zero_gradients, check_scheduler, check_gradients, check_gradient_spikes,
           check_clipping, check_validation, check_train_plateau, check_loss_spikes)
@@ -73,17 +75,21 @@ def run_check(ctx: Context, check: Callable[[Context], None]) -> None:
                  "not checked")
 
 
-def diagnose(history: Any, config: Any = None) -> Diagnosis:
+def diagnose(history: Any, config: Any = None, tried: Any = None) -> Diagnosis:
     """Diagnose a training log.
 
     ``history``: a History, a DataFrame of epoch rows, ``{"epochs": df, "steps": df}``, or a
     path to a log (``nbtrain.read_log`` reads it). ``config``: a TrainConfig or a dict of
     its fields; None uses the history's stored config, or infers what it can (and says so
-    in ``Diagnosis.assumptions``).
+    in ``Diagnosis.assumptions``). ``tried``: alternatives already measured on the same
+    problem (run folders, runs, ``(label, history)`` pairs or a sweep table; see
+    ``nbtrain.diagnosis.alternatives``): a suggested change that one of them measured uses
+    its result, and a change that measured no better is not suggested.
     """
     data = as_run_data(history)
     settings, assumptions = resolve_settings(config, data)
-    ctx = Context(data, settings)
+    fields = config_fields(config, data.meta.get("config"), settings)
+    ctx = Context(data, settings, config=fields)
     if data.n_epochs == 0 and data.steps is None:
         ctx.skip("no epoch rows: nothing to diagnose")
     else:
@@ -92,12 +98,15 @@ def diagnose(history: Any, config: Any = None) -> Diagnosis:
         for check in CHECKS:
             if data.n_epochs or check in STEP_CHECKS:
                 run_check(ctx, check)
-    return Diagnosis(
+    diagnosis = Diagnosis(
         findings=ctx.findings,
         not_checked=data.notes + ctx.not_checked,
         assumptions=assumptions,
         settings=settings.to_dict(),
     )
+    if tried is not None:
+        apply_alternatives(diagnosis, tried, fields, summarize(data, config)["best_val_loss"])
+    return diagnosis
 
 
 __all__ = ["CHECKS", "CHECK_CODES", "STEP_CHECKS", "diagnose", "run_check"]

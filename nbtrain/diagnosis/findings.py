@@ -1,13 +1,20 @@
 """Findings and the diagnosis report: stable codes, severities, evidence, the markdown.
 
 The report (``Diagnosis.to_markdown()``) follows the write-up's structure: issues (problem,
-evidence, root cause), suggested fixes (change, rationale), what to monitor.
+evidence, root cause), suggested fixes (change, rationale), what to monitor; and, when
+``diagnose`` was given alternatives already measured (``tried``), what they measured.
+
+A finding's ``changes`` are the config changes its suggestion proposes (``advise="do"``) or
+advises against (``"avoid"``), each with the sentence of the suggestion that states it
+(``Change.text``), so that a measured alternative can replace that sentence with its result
+(``nbtrain.diagnosis.alternatives``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..files import to_json_safe, to_python
 
@@ -51,9 +58,33 @@ CODES: dict[str, str] = {
 }
 
 SEVERITIES = ("info", "warning", "critical")
+DIRECTIONS = ("lower", "higher", "to")
+ADVICE = ("do", "avoid")
 
 
 # -- results ---------------------------------------------------------------------------
+@dataclass
+class Change:
+    """A config change a suggestion proposes or advises against.
+
+    ``field``: a TrainConfig field; ``direction``: ``"lower"`` or ``"higher"`` than the run's
+    value, or ``"to"`` ``value``; ``value``: the example or target value (None: any);
+    ``text``: the sentence of the finding's suggestion that states it; ``advise``: ``"do"``
+    (proposed) or ``"avoid"`` (advised against)."""
+
+    field: str
+    direction: str
+    value: Any = None
+    text: str = ""
+    advise: str = "do"
+
+    def __post_init__(self) -> None:
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
+        if self.advise not in ADVICE:
+            raise ValueError(f"advise must be one of {ADVICE}, got {self.advise!r}")
+
+
 @dataclass
 class Finding:
     """One issue found in a log, with the numbers that show it."""
@@ -68,6 +99,7 @@ class Finding:
     rationale: str = ""  # why that change helps
     monitor: str = ""  # what to watch in the next run
     evidence_text: list[str] = field(default_factory=list)  # the evidence, as sentences
+    changes: list[Change] = field(default_factory=list)  # the config changes the suggestion names
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITIES:
@@ -86,6 +118,8 @@ class Diagnosis:
     not_checked: list[str] = field(default_factory=list)
     assumptions: list[str] = field(default_factory=list)
     settings: dict = field(default_factory=dict)  # the LR/scheduler/clip settings the checks used
+    alternatives: list[dict] = field(default_factory=list)  # measured alternatives (``diagnose(tried=...)``)
+    alternatives_note: str = ""  # what the alternatives were compared with
 
     @property
     def codes(self) -> list[str]:
@@ -110,32 +144,49 @@ class Diagnosis:
             "not_checked": list(self.not_checked),
             "assumptions": list(self.assumptions),
             "settings": to_json_safe(self.settings),
+            "alternatives": to_json_safe(self.alternatives),
         }
 
-    def to_markdown(self, title: str = "Training diagnosis") -> str:
-        lines = [f"# {title}", "", "## Issues identified", ""]
+    def to_markdown(self, title: str = "Training diagnosis", heading_level: int = 1) -> str:
+        """The report. ``heading_level``: the level of its title (1: ``#``); its sections are one
+        level below, its items two (at most 6), so a report can nest it under its own headings."""
+        if isinstance(heading_level, bool) or not isinstance(heading_level, int) or not 1 <= heading_level <= 4:
+            raise ValueError(f"heading_level must be an int from 1 to 4, got {heading_level!r}")
+        h1, h2, h3 = ("#" * (heading_level + k) for k in range(3))
+        lines = [f"{h1} {title}", "", f"{h2} Issues identified", ""]
         if not self.findings:
             lines += ["No issues found by the checks that could be run.", ""]
         for i, f in enumerate(self.findings, 1):
-            lines += [f"### {i}. {f.title}", f"`{f.code}` ({f.severity})", "", f"- **Problem**: {f.problem}"]
+            lines += [f"{h3} {i}. {f.title}", f"`{f.code}` ({f.severity})", "", f"- **Problem**: {f.problem}"]
             if f.evidence_text:
                 lines.append("- **Evidence**:")
                 lines += [f"  - {e}" for e in f.evidence_text]
             lines += [f"- **Root cause**: {f.explanation}", ""]
         if self.findings:
-            lines += ["## Suggested fixes", ""]
+            lines += [f"{h2} Suggested fixes", ""]
             for i, f in enumerate(self.findings, 1):
-                lines += [f"### {i}. {f.title}", f"**Change**: {f.suggestion}", ""]
+                lines += [f"{h3} {i}. {f.title}", f"**Change**: {f.suggestion}", ""]
                 if f.rationale:
                     lines += [f"**Rationale**: {f.rationale}", ""]
-            lines += ["## What to monitor next", ""]
+            lines += [f"{h2} What to monitor next", ""]
             lines += [f"{i}. **{f.title}**: {f.monitor}" for i, f in enumerate(self.findings, 1) if f.monitor]
             lines.append("")
-        lines += ["## Not checked", ""]
+        lines += self._alternatives_markdown(h2)
+        lines += [f"{h2} Not checked", ""]
         lines += [f"- {n}" for n in self.not_checked] or ["- Nothing: every check had the data it needs."]
         if self.assumptions:
-            lines += ["", "## Assumptions", ""] + [f"- {a}" for a in self.assumptions]
+            lines += ["", f"{h2} Assumptions", ""] + [f"- {a}" for a in self.assumptions]
         return "\n".join(lines).rstrip() + "\n"
+
+    def _alternatives_markdown(self, h2: str) -> list[str]:
+        """The section on the alternatives already measured (none: no section)."""
+        if not self.alternatives and not self.alternatives_note:
+            return []
+        lines = [f"{h2} Alternatives already measured", ""]
+        if self.alternatives_note:
+            lines += [self.alternatives_note, ""]
+        lines += [f"- {a['sentence']}" for a in self.alternatives]
+        return lines + [""]
 
     def _repr_markdown_(self) -> str:
         return self.to_markdown()
@@ -144,4 +195,4 @@ class Diagnosis:
         return f"Diagnosis(codes={self.codes}, not_checked={len(self.not_checked)})"
 
 
-__all__ = ["CODES", "Diagnosis", "Finding", "SEVERITIES", *CODES]
+__all__ = ["ADVICE", "CODES", "Change", "DIRECTIONS", "Diagnosis", "Finding", "SEVERITIES", *CODES]

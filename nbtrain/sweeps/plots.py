@@ -1,7 +1,10 @@
 """Views of a sweep table (``nbtrain.sweep`` or ``nbtrain.load_sweep``).
 
 ``sweep_heatmap`` takes ``ax=None`` and returns the Axes it drew on; ``sweep_curves``
-draws several panels and returns the Figure.
+draws several panels and returns the Figure. Axes and titles name columns in words
+(``WORDS``: "learning rate", "best validation loss"), grid values as people write them (an LR
+as ``2e-5``), epochs 0-based on integer ticks, LR rows on a log scale ticked at the LRs used;
+text is at least 9 pt (``FONTSIZE``, as the views' legends).
 """
 
 from __future__ import annotations
@@ -11,10 +14,38 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..diagnosis.formatting import sci
 from ..training.runfolder import HISTORY_FILE
 from .plan import SHORT_NAMES
 
 SPREADS = ("std", "minmax")
+FONTSIZE = 9
+GRAD_NORM = "pre-clip gradient norm (L2)"
+WORDS = {
+    "lr": "learning rate", "grad_clip": "clip threshold (pre-clip L2 norm)", "scheduler_patience": "patience (epochs)",
+    "batch_size": "batch size", "grad_accum_steps": "batches accumulated per step", "weight_decay": "weight decay",
+    "seed": "seed", "best_val_loss": "best validation loss", "final_val_loss": "final validation loss",
+    "val_loss": "validation loss", "train_loss": "training loss", "best_epoch": "epoch of the best validation loss",
+    "clip_fraction": "share of steps clipped", "grad_norm_growth_p50": "growth of the median pre-clip norm (×)",
+    "grad_norm_growth_max": "growth of the largest pre-clip norm (×)", "lr_cuts": "LR cuts",
+    "grad_norm_p50": f"{GRAD_NORM}, median", "grad_norm_p90": f"{GRAD_NORM}, 90th percentile",
+    "grad_norm_max": f"{GRAD_NORM}, largest", "final_lr": "final learning rate",
+}
+SMALL = ("lr", "final_lr", "lr_start", "min_lr", "weight_decay")  # values in scientific notation
+
+
+def words(column: str) -> str:
+    """A column's name in words (``WORDS``; else the name with spaces)."""
+    return WORDS.get(column, column.replace("_", " "))
+
+
+def value_text(column: str, value: Any) -> str:
+    """A grid value as people write it: ``2e-5`` for an LR, ``2`` for a clip of 2.0, ``off`` for None."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "off" if column == "grad_clip" else "none"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return sci(value) if column in SMALL else f"{value:g}"
+    return str(value)
 
 
 def _check_table(table: Any, needed: Sequence[str]) -> None:
@@ -83,16 +114,16 @@ def _draw_cells(ax, mean: np.ndarray, labels: list, cmap: str):
             v = mean[yi, xi]
             # light text on the dark end of the colormap, dark text on the light end
             dark_cell = math.isfinite(v) and ((v > mid) == cmap.endswith("_r"))
-            ax.text(xi, yi, labels[yi][xi], ha="center", va="center", fontsize=8,
+            ax.text(xi, yi, labels[yi][xi], ha="center", va="center", fontsize=FONTSIZE,
                     color="white" if dark_cell else "black")
     return image
 
 
 def _heatmap_title(table, x: str, y: str, metric: str, where, left_out: int) -> str:
     others = [c for c in _grid_columns(table) if c not in (x, y) and not (where and c in where)]
-    title = f"{metric}: mean over seeds" + "".join(f", {c}" for c in others)
+    title = f"{words(metric).capitalize()}: mean over seeds" + "".join(f", {c}" for c in others)
     if where:
-        title += "\n" + ", ".join(f"{k}={v}" for k, v in where.items())
+        title += "\n" + ", ".join(f"{k}={value_text(k, v)}" for k, v in where.items())
     if left_out:
         title += f"\n({left_out} run(s) without a value left out)"
     return title
@@ -133,16 +164,17 @@ def sweep_heatmap(
 
         _, ax = plt.subplots(figsize=(1.9 * len(xs) + 2.2, 1.2 * len(ys) + 1.6))
     image = _draw_cells(ax, mean, labels, cmap)
-    ax.set_xticks(range(len(xs)), [str(v) for v in xs])
-    ax.set_yticks(range(len(ys)), [str(v) for v in ys])
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
-    ax.figure.colorbar(image, ax=ax, label=f"{metric} (mean)")
+    ax.set_xticks(range(len(xs)), [value_text(x, v) for v in xs])
+    ax.set_yticks(range(len(ys)), [value_text(y, v) for v in ys])
+    ax.set_xlabel(words(x))
+    ax.set_ylabel(words(y))
+    ax.figure.colorbar(image, ax=ax, label=f"{words(metric)} (mean)")
     ax.set_title(_heatmap_title(table, x, y, metric, where, int((~ok).sum())), fontsize=10)
     return ax
 
 
-def _history_frame(run_dir: str):
+def _history(run_dir: str):
+    """``(epoch frame, meta)`` of a trial's history, or None when it has none."""
     from pathlib import Path
 
     from ..training.history import History
@@ -150,7 +182,62 @@ def _history_frame(run_dir: str):
     path = Path(run_dir) / HISTORY_FILE
     if not path.is_file():
         return None
-    return History.load(path).to_dataframe("epoch")
+    history = History.load(path)
+    return history.to_dataframe("epoch"), history.meta
+
+
+def _row_label(metric: str, metas: list[dict]) -> str:
+    """A row's y label in words; a loss of the reference experiment with its units (MSE, normalized or raw)."""
+    text = words(metric)
+    if metric.endswith("loss") and metas and all(m.get("experiment") == "reference" for m in metas):
+        raw = {(m.get("config") or {}).get("normalize") is False for m in metas}
+        if len(raw) == 1:
+            text += " (MSE, raw units)" if raw.pop() else " (MSE, normalized units)"
+    return text
+
+
+def _log_row(ax) -> None:
+    """A log scale whose tick labels are plain numbers (``0.5``, ``2``), not powers of ten."""
+    from matplotlib.ticker import FuncFormatter
+
+    ax.set_yscale("log")
+    plain = FuncFormatter(lambda v, _pos: f"{v:.2g}")
+    ax.yaxis.set_major_formatter(plain)
+    lo, hi = ax.dataLim.y0, ax.dataLim.y1
+    if lo > 0 and hi / lo < 10:  # within a decade the minor ticks are the only ones: label them too
+        ax.yaxis.set_minor_formatter(plain)
+
+
+def _lr_row(axes_row, values: list[float]) -> None:
+    """A log-scaled LR row ticked at the LRs used (at most 6), written ``2e-5``."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    used = sorted({float(v) for v in values if math.isfinite(v) and v > 0})
+    if not used:
+        return
+    ticks = used if len(used) <= 6 else [used[i * (len(used) - 1) // 5] for i in range(6)]
+    for ax in axes_row:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(FixedLocator(ticks))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: sci(v)))
+        ax.yaxis.set_minor_locator(NullLocator())
+
+
+def _draw_point(axes, col: int, rows, metrics: Sequence[str], colors: dict, seen: dict) -> None:
+    """The trials of one grid point (one line per seed) in column ``col``; ``seen`` gathers the
+    metas and the LR values drawn."""
+    for _, trial in rows.iterrows():
+        got = _history(trial["run_dir"])
+        if got is None or got[0].empty:
+            continue
+        frame, meta = got
+        seen["metas"].append(meta)
+        for r, metric in enumerate(metrics):
+            if metric in frame.columns:
+                axes[r][col].plot(frame["epoch"], frame[metric], marker=".", color=colors[trial["seed"]],
+                                  label=f"seed {trial['seed']}")
+                if metric in ("lr", "lr_start"):
+                    seen["lr"] += [float(v) for v in frame[metric]]
 
 
 def sweep_curves(table, metrics: Sequence[str] = ("val_loss", "grad_norm_p50"), log_grad: bool = True,
@@ -158,12 +245,13 @@ def sweep_curves(table, metrics: Sequence[str] = ("val_loss", "grad_norm_p50"), 
     """Small multiples: one column per grid point, one row per epoch metric, a line per seed.
 
     Reads each trial's ``history.json`` from its ``run_dir``. Rows share their y axis, so
-    panels compare at a glance; ``grad_norm*`` and ``lr`` rows use a log scale when ``log_grad``.
-    Panel titles use the short names of the run folders (``clip`` for grad_clip, ``pat`` for
-    scheduler_patience).
+    panels compare at a glance; ``grad_norm*`` and ``lr`` rows use a log scale when ``log_grad``
+    (an LR row ticked at the LRs used). Panel titles name the grid point with the run folders'
+    short names (``clip`` for grad_clip, ``pat`` for scheduler_patience): ``lr 2e-5``, ``clip 2``.
     Returns the Figure.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     _check_table(table, ["seed", "run_dir"])
     if isinstance(metrics, str) or not metrics:
@@ -172,30 +260,33 @@ def sweep_curves(table, metrics: Sequence[str] = ("val_loss", "grad_norm_p50"), 
     grid_cols = _grid_columns(table)
     points = data[grid_cols].drop_duplicates().to_dict("records") if grid_cols else [{}]
     n = max(1, len(points))
-    fig, axes = plt.subplots(len(metrics), n, figsize=(2.4 * n + 1.0, 2.2 * len(metrics) + 0.8),
+    fig, axes = plt.subplots(len(metrics), n, figsize=(2.6 * n + 1.4, 2.3 * len(metrics) + 0.9),
                              sharex=True, sharey="row", squeeze=False)
     seeds = sorted(data["seed"].unique().tolist())
     colors = {s: plt.cm.tab10(i % 10) for i, s in enumerate(seeds)}
+    seen: dict = {"metas": [], "lr": []}
     for col, point in enumerate(points):
         rows = data
         for k, v in point.items():
             rows = rows[rows[k] == v]
-        title = "\n".join(f"{SHORT_NAMES.get(k, k)}={v}" for k, v in point.items()) or "base"
-        for _, trial in rows.iterrows():
-            frame = _history_frame(trial["run_dir"])
-            if frame is None or frame.empty:
-                continue
-            for r, metric in enumerate(metrics):
-                if metric in frame.columns:
-                    axes[r][col].plot(frame["epoch"], frame[metric], marker=".", color=colors[trial["seed"]],
-                                      label=f"seed {trial['seed']}")
-        axes[0][col].set_title(title, fontsize=9)
+        _draw_point(axes, col, rows, metrics, colors, seen)
+        title = "\n".join(f"{SHORT_NAMES.get(k, k)} {value_text(k, v)}" for k, v in point.items()) or "base"
+        axes[0][col].set_title(title, fontsize=FONTSIZE)
         for r, metric in enumerate(metrics):
-            if log_grad and (metric.startswith("grad_norm") or metric in ("lr", "lr_start")):
-                axes[r][col].set_yscale("log")
-            axes[-1][col].set_xlabel("epoch")
+            if log_grad and metric.startswith("grad_norm"):
+                _log_row(axes[r][col])
+        axes[-1][col].set_xlabel("epoch (0 = first)", fontsize=FONTSIZE)
+        axes[-1][col].xaxis.set_major_locator(MaxNLocator(integer=True))
     for r, metric in enumerate(metrics):
-        axes[r][0].set_ylabel(metric)
+        axes[r][0].set_ylabel(_row_label(metric, seen["metas"]), fontsize=FONTSIZE)
+        if log_grad and metric in ("lr", "lr_start"):
+            _lr_row(axes[r], seen["lr"])
+    _figure_legend(fig, axes)
+    return fig
+
+
+def _figure_legend(fig, axes) -> None:
+    """One legend for the seeds, right of the panels."""
     handles, labels = [], []
     for a in axes.flat:
         for h, lab in zip(*a.get_legend_handles_labels()):
@@ -203,9 +294,8 @@ def sweep_curves(table, metrics: Sequence[str] = ("val_loss", "grad_norm_p50"), 
                 handles.append(h)
                 labels.append(lab)
     if handles:
-        fig.legend(handles, labels, loc="upper right", fontsize=8)
-    fig.tight_layout(rect=(0, 0, 0.93 if handles else 1, 1))
-    return fig
+        fig.legend(handles, labels, loc="upper right", fontsize=FONTSIZE)
+    fig.tight_layout(rect=(0, 0, 0.9 if handles else 1, 1))
 
 
-__all__ = ["sweep_curves", "sweep_heatmap"]
+__all__ = ["FONTSIZE", "WORDS", "sweep_curves", "sweep_heatmap", "value_text", "words"]

@@ -3,6 +3,9 @@
 A run folder (written by ``nbtrain.train(..., out=...)``) holds ``config.json``,
 ``history.json`` and ``checkpoint.pt``; only ``history.json`` is required here. Any other
 path is a log that ``nbtrain.read_log`` reads (``nbtrain.logs.load_log``).
+
+``compare_runs`` returns the numbers (for code); ``format_table`` (in ``tables``) turns it, or
+a sweep table, into text formatted per column, for people.
 """
 
 from __future__ import annotations
@@ -13,11 +16,14 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from ..diagnosis.run_data import as_run_data
+from ..diagnosis.settings import resolve_settings
 from ..diagnosis.summary import summarize
 from ..logs.loading import load_log
 from ..training.config import TrainConfig
 from ..training.history import History
 from ..training.runfolder import LoadedRun
+from .tables import COUNT_COLUMNS, format_table
 
 
 def _as_loaded(run: Any, i: int) -> tuple[str, History | Any, TrainConfig | None]:
@@ -35,7 +41,10 @@ def _as_loaded(run: Any, i: int) -> tuple[str, History | Any, TrainConfig | None
 def compare_runs(runs: Iterable[Any], png: str | os.PathLike | None = None) -> pd.DataFrame:
     """One row per run (see ``summarize``), indexed by run name. ``runs``: run folders, log
     paths (anything ``read_log`` reads), LoadedRuns or ``(label, history)`` pairs. With
-    ``png``, also writes the validation-loss curves of all runs to that file."""
+    ``png``, also writes the comparison figure (``write_comparison_png``) to that file. Counts
+    are integers (``<NA>`` where one does not apply); ``table.attrs["clip_unknown"]`` names the
+    runs whose clip threshold no config states (their missing ``grad_clip`` is not "off").
+    ``format_table(table)`` is the same table for people."""
     if isinstance(runs, (str, os.PathLike)) or not hasattr(runs, "__iter__"):
         raise TypeError(f"runs must be a list of run folders, LoadedRuns or (label, history) pairs, got {runs!r}")
     items = [_as_loaded(r, i) for i, r in enumerate(runs)]
@@ -49,20 +58,39 @@ def compare_runs(runs: Iterable[Any], png: str | os.PathLike | None = None) -> p
         names.append(unique)
     rows = [{"run": n, **summarize(h, c)} for n, (_, h, c) in zip(names, items)]
     table = pd.DataFrame(rows).set_index("run")
+    # a missing grad_clip is "off" when the config says so, else unknown (format_table writes which)
+    table.attrs["clip_unknown"] = [n for n, (_, h, c) in zip(names, items)
+                                   if not resolve_settings(c, as_run_data(h))[0].clip_known]
+    for c in COUNT_COLUMNS:  # counts stay integers; a count that does not apply is <NA>, not NaN
+        if c in table.columns:
+            table[c] = pd.to_numeric(table[c], errors="coerce").astype("Int64")
     if png is not None:
-        import matplotlib.pyplot as plt
-
-        from .plots import plot_overlay
-
-        fig, ax = plt.subplots(figsize=(7, 4))
-        try:
-            plot_overlay({n: h for n, (_, h, _) in zip(names, items)}, metric="val_loss", ax=ax)
-            fig.tight_layout()
-            Path(png).parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(png, dpi=100)
-        finally:
-            plt.close(fig)
+        write_comparison_png({n: h for n, (_, h, _) in zip(names, items)}, png)
     return table
 
 
-__all__ = ["compare_runs"]
+COMPARED = ("val_loss", "grad_norm_p50", "clip_fraction")  # the comparison figure's panels, when logged
+
+
+def write_comparison_png(histories: dict, png: str | os.PathLike) -> None:
+    """The comparison figure: one panel per metric of ``COMPARED`` that some run logs (``plot_overlay``)."""
+    import matplotlib.pyplot as plt
+
+    from ..diagnosis.run_data import as_run_data
+    from .overlay import plot_overlay
+
+    data = {n: as_run_data(h) for n, h in histories.items()}
+    metrics = [m for m in COMPARED if any(d.col(m) is not None for d in data.values())] or ["val_loss"]
+    rows = 1 + (len(histories) + 1) // 2  # room below each panel for a two-column legend
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 3.6 + 0.25 * rows), squeeze=False)
+    try:
+        for ax, metric in zip(axes[0], metrics):
+            plot_overlay(data, metric=metric, ax=ax, legend_at="below")
+        fig.tight_layout()
+        Path(png).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(png, dpi=100)
+    finally:
+        plt.close(fig)
+
+
+__all__ = ["COMPARED", "compare_runs", "format_table", "write_comparison_png"]

@@ -5,6 +5,9 @@ returns the Axes it drew on (``plot_run``, all four views of one run, returns it
 LR cuts are ``nbtrain.measures.lr_cuts`` (through ``RunData.lr_cuts``), marked when the LR
 moves in cuts (``lr_shapes.classify``), not on smooth schedules. Evaluation points are
 drawn at their epoch, or at their step when the run names them by step (``RunData.unit``).
+Axes are labelled in words with their units (``labels``): epochs 0-based with integer ticks,
+the LR on a log scale ticked at the values used, legends at 9 pt. ``plot_overlay`` (several
+runs, one metric) lives in ``overlay``.
 """
 
 from __future__ import annotations
@@ -14,9 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from ..diagnosis.formatting import sci
 from ..diagnosis.lr_shapes import classify
 from ..diagnosis.run_data import RunData, as_run_data
 from ..diagnosis.settings import resolve_settings
+from .labels import GRAD_NORM_LABEL, LEGEND_FONTSIZE, LR_LABEL, epoch_axis, legend, loss_units, lr_axis
+from .overlay import plot_overlay
 
 CLIP_LINE_LABEL = "clip threshold"
 
@@ -40,31 +46,26 @@ def _clip_from(data: RunData, clip: float | None) -> float | None:
     return None
 
 
-def _point_label(data: RunData) -> str:
-    """The x label of evaluation points: ``"epoch"``, ``"optimizer step"`` or ``"evaluation"``."""
-    return {"epoch": "epoch", "step": "optimizer step"}.get(data.unit, "evaluation")
-
-
 def plot_losses(history: Any, ax=None):
     """Training and validation loss per epoch (or evaluation), the best validation point marked."""
     data = as_run_data(history)
     ax = _axes(ax)
     x = data.epoch_numbers
-    for name, label in (("train_loss", "train"), ("val_loss", "val")):
+    for name, label in (("train_loss", "training"), ("val_loss", "validation")):
         values = data.col(name)
         if values is not None:
             ax.plot(x, values, marker="o", label=label)
     val = data.col("val_loss")
     if val is not None and np.isfinite(val).any():
         i = int(np.nanargmin(np.where(np.isfinite(val), val, np.nan)))
-        ax.scatter([x[i]], [val[i]], s=120, facecolors="none", edgecolors="black", zorder=3, label="best val")
+        ax.scatter([x[i]], [val[i]], s=120, facecolors="none", edgecolors="black", zorder=3, label="best validation")
         ax.annotate(f"best {val[i]:.4g} ({data.units().at(x[i])})", (x[i], val[i]), xytext=(5, 10),
-                    textcoords="offset points")
-    ax.set_xlabel(_point_label(data))
-    ax.set_ylabel("loss")
-    ax.set_title("Loss")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend()
+                    textcoords="offset points", fontsize=LEGEND_FONTSIZE)
+    epoch_axis(ax, data)
+    units = loss_units(data)
+    ax.set_ylabel(f"loss ({units})" if units else "loss")
+    ax.set_title("Training and validation loss")
+    legend(ax)
     return ax
 
 
@@ -76,35 +77,35 @@ def plot_grad_norms(history: Any, clip: float | None = None, ax=None, log: bool 
     clip = _clip_from(data, clip)
     steps = data.steps
     p50, p90, mx = data.col("grad_norm_p50"), data.col("grad_norm_p90"), data.col("grad_norm_max")
+    band = f"{data.units().noun} p50-p90"  # median to 90th percentile
     if steps is not None and "grad_norm" in steps.columns:
         x = steps["step"].to_numpy() if "step" in steps.columns else np.arange(len(steps))
         norms = data.col("grad_norm", "step")
         keep = data.logged("grad_norm", "step")
-        ax.plot(x[keep], norms[keep], lw=0.6, alpha=0.6, label="pre-clip norm (step)")
+        ax.plot(x[keep], norms[keep], lw=0.6, alpha=0.6, label="each optimizer step")
         if p50 is not None and p90 is not None and data.step_point is not None:
             for k in range(data.n_epochs):
                 xs = x[data.step_point == k]
                 if len(xs):
                     ax.fill_between([xs.min(), xs.max()], p50[k], p90[k], color="tab:orange", alpha=0.3,
-                                    label=f"{data.units().noun} p50-p90" if k == 0 else None)
+                                    label=band if k == 0 else None)
         ax.set_xlabel("optimizer step")
     else:
         x = data.epoch_numbers
         if p50 is not None and p90 is not None:
-            ax.fill_between(x, p50, p90, color="tab:orange", alpha=0.3, label=f"{data.units().noun} p50-p90")
+            ax.fill_between(x, p50, p90, color="tab:orange", alpha=0.3, label=band)
         if p50 is not None:
-            ax.plot(x, p50, marker="o", label="p50")
+            ax.plot(x, p50, marker="o", label="median")
         if mx is not None:
-            ax.plot(x, mx, marker="^", linestyle=":", label="max")
-        ax.set_xlabel(_point_label(data))
+            ax.plot(x, mx, marker="^", linestyle=":", label="largest")
+        epoch_axis(ax, data)
     if clip is not None:
         ax.axhline(clip, color="red", linestyle="--", label=f"{CLIP_LINE_LABEL} {clip:g}")
     if log:
         ax.set_yscale("log")
-    ax.set_ylabel("gradient norm (before clipping)")
-    ax.set_title("Gradient norms")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend()
+    ax.set_ylabel(GRAD_NORM_LABEL)
+    ax.set_title("Gradient norm before clipping")
+    legend(ax)
     return ax
 
 
@@ -130,7 +131,7 @@ def plot_lr(history: Any, ax=None):
         x, y = np.asarray(data.epoch_numbers, dtype=float), lr
         if lr is not None:
             ax.plot(data.epoch_numbers, lr, drawstyle="steps-post", marker="o", label="lr (after epoch)")
-        ax.set_xlabel(_point_label(data))
+        epoch_axis(ax, data)
     in_cuts = y is not None and classify(x, y).kind == "cuts"
     cuts = (data.lr_cuts() or []) if in_cuts else []  # nbtrain.measures.lr_cuts on the logged LRs
     x_last = max([cut_x.get(e, e) for e, _, _ in cuts] + [0])
@@ -138,13 +139,14 @@ def plot_lr(history: Any, ax=None):
         xc = cut_x.get(e, e)
         ax.axvline(xc, color="gray", linestyle=":")
         late = x_last > 0 and xc > 0.7 * x_last and xc == x_last  # keep the last label inside the axes
-        ax.annotate(f"{data.units().at(e)}: {old:.3g} → {new:.3g}", (xc, new), xytext=(-4 if late else 4, 8),
-                    textcoords="offset points", ha="right" if late else "left", fontsize=8)
+        ax.annotate(f"{data.units().at(e)}: {sci(old)} → {sci(new)}", (xc, new), xytext=(-4 if late else 4, 8),
+                    textcoords="offset points", ha="right" if late else "left", fontsize=LEGEND_FONTSIZE)
     lines = [ln for ln in ax.get_lines() if ln.get_label() in ("lr", "lr (after epoch)")]
     if lines and all(np.all(np.asarray(ln.get_ydata(), float) > 0) for ln in lines):
-        ax.set_yscale("log")
-    ax.set_ylabel("learning rate")
-    ax.set_title("Learning rate")
+        used = np.concatenate([np.asarray(ln.get_ydata(), float) for ln in lines])
+        lr_axis(ax, used, first=float(used[0]) if len(used) else None)
+    ax.set_ylabel(LR_LABEL)
+    ax.set_title("Learning rate" + (" (cuts marked)" if cuts else ""))
     return ax
 
 
@@ -169,38 +171,20 @@ def plot_clip_fraction(history: Any, ax=None):
     ax = _axes(ax)
     cf = data.col("clip_fraction")
     if cf is not None:
-        ax.bar(data.epoch_numbers, cf * 100, color="tab:purple", label="clipped steps")
-    ax.axhline(50, color="red", linestyle="--", label="half of the steps")
+        ax.bar(data.epoch_numbers, cf * 100, color="tab:purple", label="steps clipped")
+    ax.axhline(50, color="red", linestyle="--", label="half of the steps (the Playbook's limit)")
     ax.set_ylim(0, 100)
-    ax.set_xlabel(_point_label(data))
-    ax.set_ylabel("% of steps clipped")
+    epoch_axis(ax, data)
+    ax.set_ylabel("steps clipped (% of the epoch's steps)")
     ax.set_title("Clipping")
-    ax.legend()
-    return ax
-
-
-def plot_overlay(histories: dict, metric: str = "val_loss", ax=None):
-    """One epoch-level ``metric`` for several runs: ``{label: history}``."""
-    if not isinstance(histories, dict) or not histories:
-        raise ValueError(f"histories must be a non-empty dict of label -> history, got {histories!r:.80}")
-    runs = {str(label): as_run_data(h) for label, h in histories.items()}
-    if not any(r.col(metric) is not None for r in runs.values()):
-        raise ValueError(f"metric {metric!r} is not a column of any of the histories")
-    ax = _axes(ax)
-    for label, r in runs.items():
-        values = r.col(metric)
-        if values is not None:
-            ax.plot(r.epoch_numbers, values, marker="o", label=label)
-    ax.set_xlabel(_point_label(next(iter(runs.values()))))
-    ax.set_ylabel(metric)
-    ax.set_title(metric)
-    ax.legend()
+    legend(ax)
     return ax
 
 
 def plot_run(history: Any, config: Any = None):
     """Losses, gradient norms, LR and clipping of one run on one 2x2 Figure (a static
-    picture; the interactive ``nbtrain.Dashboard`` is another thing)."""
+    picture; the interactive ``nbtrain.Dashboard`` is another thing). The title names the
+    run and its LR, clip threshold and patience."""
     import matplotlib.pyplot as plt
 
     data = as_run_data(history)
@@ -210,8 +194,13 @@ def plot_run(history: Any, config: Any = None):
     plot_grad_norms(data, clip=settings.grad_clip, ax=axes[0, 1])
     plot_lr(data, ax=axes[1, 0])
     plot_clip_fraction(data, ax=axes[1, 1])
-    title = getattr(config, "label", None) or (data.meta.get("config") or {}).get("name") or "training run"
-    fig.suptitle(title)
+    name = getattr(config, "label", None) or (data.meta.get("config") or {}).get("name") or "training run"
+    parts = [f"lr {sci(settings.lr)}" if settings.lr else "",
+             "no clipping" if settings.grad_clip is None and settings.clip_known else
+             f"clip {settings.grad_clip:g}" if settings.grad_clip is not None else "",
+             f"patience {settings.patience}" if settings.scheduler == "plateau" else
+             str(settings.scheduler or "").replace("_", " ")]
+    fig.suptitle(name + (": " + ", ".join(p for p in parts if p) if any(parts) else ""))
     fig.tight_layout()
     return fig
 

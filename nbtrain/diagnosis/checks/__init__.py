@@ -14,6 +14,11 @@ notes what it could not check with ``ctx.skip``; texts name evaluation points wi
 - ``clipping``: HEAVY_CLIPPING (and the clip numbers the gradient check quotes);
 - ``losses``: VAL_FLUCTUATING, OVERFITTING, TRAIN_LOSS_PLATEAU.
 
+Texts are generated from the measured numbers (a share is quoted as measured, "30% ... (52% in
+the last epoch)", never a word that rounds it up); a suggestion that names a config change
+builds it with ``advice`` (a ``Change`` carrying its sentence), so that ``diagnose(...,
+tried=...)`` can replace it with what an alternative already measured.
+
 To add a finding: give it a code in ``findings.py`` (``CODES``), write its check in the
 module of its topic (or a new one), and add it to ``diagnostics.CHECKS`` and
 ``diagnostics.CHECK_CODES`` (and ``STEP_CHECKS`` when it reads step rows only).

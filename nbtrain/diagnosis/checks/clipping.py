@@ -2,7 +2,9 @@
 
 The share of steps clipped is ``RunData.clip_fraction`` (``measures.clip_fraction``); the
 last epoch's share is its ``clip_fraction`` row. Without either, epochs whose median
-pre-clip norm exceeds the threshold stand in (more than half of their steps were clipped).
+pre-clip norm exceeds the threshold stand in (at least half of their steps were clipped).
+The texts quote the measured shares ("30% of the optimizer steps were clipped (52% in the
+last epoch)"); "most" only where the share is over half.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from ..findings import HEAVY_CLIPPING, Finding
 from ..formatting import join, num, percent
+from .advice import avoid_raising_clip, clip_near, compose, lower_lr
 from .context import PLAYBOOK, Context
 
 HEAVY_CLIP_FRACTION = 0.5  # the Tuning Playbook's "about half of all updates"
@@ -87,19 +90,23 @@ def check_clipping(ctx: Context) -> None:
 
 
 def _problem(ctx: Context, share: ClipShare, over_half: list[int]) -> str:
-    """What was clipped, in words that match the evidence (overall, or only the last epoch)."""
+    """What was clipped, in the measured numbers: ``"30% of the optimizer steps were clipped at the
+    threshold 2 (52% in the last epoch)."``; from medians alone, the epochs where at least half were."""
     clip, n = ctx.s.grad_clip, ctx.u.noun
     at = f" at the threshold {num(clip)}" if clip is not None else ""
+    if share.overall is not None:
+        last = f" ({percent(share.last)} in the last {n})" if share.last is not None else ""
+        return f"{percent(share.overall)} of the optimizer steps were clipped{at}{last}."
+    return (f"At least half of the optimizer steps were clipped{at} in {ctx.u.some(over_half)} "
+            f"({len(over_half)} of {ctx.data.n_epochs} {ctx.u.nouns}): the median pre-clip norm was above it there.")
+
+
+def _title(ctx: Context, share: ClipShare) -> str:
     if share.heavy_overall:
-        last = f"; {percent(share.last)} in the last {n}" if share.last is not None else ""
-        return f"More than half of the optimizer steps overall ({percent(share.overall)}) were clipped{at}{last}."
+        return "Clipping most updates"
     if share.heavy_last:
-        return (f"More than half of the optimizer steps in the last {n} ({percent(share.last)}) were clipped{at}; "
-                f"{percent(share.overall)} overall.")
-    if ctx.epochs[-1] in over_half:
-        return f"More than half of the optimizer steps in the last {n} were clipped{at} (its median norm is above it)."
-    return (f"More than half of the optimizer steps were clipped{at} in {len(over_half)} of {ctx.data.n_epochs} "
-            f"{ctx.u.nouns} (their median norm is above it).")
+        return f"Clipping most updates in the last {ctx.u.noun}"
+    return f"Clipping at least half of the updates in some {ctx.u.nouns}"
 
 
 def _heavy_clipping(ctx: Context, share: ClipShare, over_half: list[int]) -> Finding:
@@ -114,15 +121,20 @@ def _heavy_clipping(ctx: Context, share: ClipShare, over_half: list[int]) -> Fin
             text.append(f"Clipped share per {ctx.u.noun}: {join(per_epoch, percent)}.")
     if over_half:
         evidence["epochs_median_above_clip"] = over_half
-        text.append(f"The median pre-clip norm exceeded the threshold {num(clip)} in {ctx.u.some(over_half)}: more "
-                    f"than half of those {ctx.u.nouns}' steps were clipped.")
+        text.append(f"The median pre-clip norm exceeded the threshold {num(clip)} in {ctx.u.some(over_half)}: at "
+                    f"least half of those {ctx.u.nouns}' steps were clipped.")
     healthy, healthy_source = suggested_clip(ctx)
     evidence["suggested_clip"] = healthy
     raise_example = " (say 2.0 → 3.0)" if ctx.reference else ""
+    suggestion, changes = compose(
+        lower_lr(ctx),
+        avoid_raising_clip(ctx, "instead: with Adam a higher threshold may change little (see the root cause)"),
+        clip_near(ctx, healthy, healthy_source),
+    )
     return Finding(
         code=HEAVY_CLIPPING,
         severity="warning",
-        title="Clipping most updates",
+        title=_title(ctx, share),
         problem=_problem(ctx, share, over_half),
         evidence=evidence,
         evidence_text=text,
@@ -130,8 +142,8 @@ def _heavy_clipping(ctx: Context, share: ClipShare, over_half: list[int]) -> Fin
         "then sets the step size, doing the optimizer's job. With Adam, which divides by a running RMS of the "
         "gradient, rescaling nearly every gradient by a similar factor changes the steps little, so raising the "
         f"threshold{raise_example} may change little too.",
-        suggestion="Lower the learning rate rather than raise the threshold"
-        + (f"; then set the threshold near {num(healthy)} (the {healthy_source})." if healthy is not None else "."),
+        suggestion=suggestion,
+        changes=changes,
         rationale="A smaller LR addresses why the gradients are large; the threshold near the 90th percentile "
         "of healthy norms keeps clipping for the rare spikes it is meant for.",
         monitor=f"Clip fraction per {ctx.u.noun} well under 50% (near 10% with a p90 threshold).",

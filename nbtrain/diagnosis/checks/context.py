@@ -20,6 +20,7 @@ class Context:
 
     data: RunData
     s: Settings
+    config: dict | None = None  # the diagnosed run's config fields, where known (batch size, ...)
     findings: list[Finding] = field(default_factory=list)
     not_checked: list[str] = field(default_factory=list)
 

@@ -5,7 +5,9 @@ The growth ratio is ``RunData.growth`` (defined in ``nbtrain.measures``): the st
 over the same statistic of the first epoch, so ``diagnose``, ``summarize`` and
 ``round1_symptoms`` show one number for one run. A statistic counts as growing when that
 ratio is at least ``GROWTH_RATIO`` and a log-linear fit of its per-epoch values rises by at
-least ``GROWTH_PER_EPOCH`` per epoch (a trend, not one late spike).
+least ``GROWTH_PER_EPOCH`` per epoch (a trend, not one late spike). The problem quotes the
+growth of every statistic measured, the median first (``summarize``'s
+``grad_norm_growth_p50``), each with 3 significant figures as the tables show it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import numpy as np
 
 from ... import measures
 from ..findings import GRADIENT_GROWTH, Finding
-from ..formatting import join, lr_text, num
+from ..formatting import join, num, percent, times
+from .advice import avoid_raising_clip, clip_near, compose, lower_lr
 from .clipping import clip_share, suggested_clip
 from .context import PLAYBOOK, Context
 
@@ -69,9 +72,11 @@ def check_gradients(ctx: Context) -> None:
         ctx.add(_gradient_growth(ctx, stats, growing))
 
 
-def _problem(ctx: Context, growing: dict[str, dict]) -> str:
-    parts = [f"{NAMES[k.rsplit('_', 1)[1]].lower()} {v['ratio']:.2f}×" for k, v in growing.items()]
-    row, u = next(iter(growing.values())), ctx.u
+def _problem(ctx: Context, stats: dict[str, dict]) -> str:
+    """The growth of every statistic measured (the median first: the number ``summarize`` shows)."""
+    parts = [f"{NAMES[k.rsplit('_', 1)[1]].lower()} {times(v['ratio'])}" + (" (no growth)" if v["ratio"] < 1 else "")
+             for k, v in stats.items()]
+    row, u = next(iter(stats.values())), ctx.u
     return (f"Pre-clip gradient norms grew over {ctx.data.n_epochs} {u.nouns}: {', '.join(parts)} "
             f"({u.span(row['late_epochs'])}, the last third, against {u.at(row['first_epoch'])}).")
 
@@ -94,25 +99,31 @@ def _clip_text(ctx: Context, evidence: dict[str, Any]) -> list[str]:
     return text
 
 
-def _suggestion(ctx: Context, healthy: float | None, healthy_source: str) -> str:
-    lr_hint = f" (e.g. {lr_text(ctx.s.lr)} → {lr_text(ctx.s.lr / 2)})" if ctx.s.lr else ""
-    text = f"Lower the learning rate{lr_hint}."
-    if healthy is not None:
-        text += (f" Set the clip threshold near {num(healthy)}, the {healthy_source} (a healthy {ctx.u.noun}), "
-                 "instead of raising it to make room for the grown norms.")
+def _clip_share_advice(ctx: Context) -> str:
+    """The Playbook's rule, when the measured clip share is over half (overall or in the last point)."""
     share = clip_share(ctx)
-    if share.heavy_overall or share.heavy_last:
-        which = "all steps" if share.heavy_overall else f"the last {ctx.u.noun}'s steps"
-        text += (f" More than half of {which} are clipped: clipping is doing the optimizer's job, and "
-                 f"{PLAYBOOK} recommends a lower LR over any threshold change then.")
-    return text
+    if not (share.heavy_overall or share.heavy_last):
+        return ""
+    last = f"{percent(share.last)} of the last {ctx.u.noun}'s steps" if share.last is not None else ""
+    measured = (f"{percent(share.overall)} of all steps were clipped" + (f" ({last})" if last else "")
+                if share.heavy_overall else f"{last} were clipped ({percent(share.overall)} overall)")
+    return (f"{measured}, and when clipping acts on more than about half of the steps {PLAYBOOK} recommends a "
+            "lower LR over any threshold change")
+
+
+def _suggestion(ctx: Context, healthy: float | None, healthy_source: str):
+    return compose(
+        lower_lr(ctx, why=_clip_share_advice(ctx)),
+        clip_near(ctx, healthy, f"{healthy_source} (a healthy {ctx.u.noun})"),
+        avoid_raising_clip(ctx, "to make room for the grown norms"),
+    )
 
 
 def _gradient_growth(ctx: Context, stats: dict[str, dict], growing: dict[str, dict]) -> Finding:
     worst, u = max(v["ratio"] for v in growing.values()), ctx.u
     text = [f"{NAMES[k.rsplit('_', 1)[1]]} pre-clip norm per {u.noun}: {join(v['per_epoch'], num)}; "
             f"{num(v['late'])} over {u.span(v['late_epochs'])} (the last third, pooled) vs {num(v['first'])} in "
-            f"{u.at(v['first_epoch'])}: {v['ratio']:.2f}×, about ×{v['growth_per_epoch']:.2f} per {u.noun} on a "
+            f"{u.at(v['first_epoch'])}: {times(v['ratio'])}, about ×{v['growth_per_epoch']:.2f} per {u.noun} on a "
             "log-linear fit." for k, v in stats.items()]
     evidence: dict[str, Any] = {"thresholds": {"ratio": GROWTH_RATIO, "growth_per_epoch": GROWTH_PER_EPOCH}}
     evidence.update(stats)
@@ -122,18 +133,20 @@ def _gradient_growth(ctx: Context, stats: dict[str, dict], growing: dict[str, di
     evidence["suggested_clip"] = healthy
     dynamics = ("the target's dynamics make gradients grow as they are learned (chaotic systems do)" if ctx.reference
                 else "the target's structure makes gradients grow as it is learned")
+    suggestion, changes = _suggestion(ctx, healthy, healthy_source)
     return Finding(
         code=GRADIENT_GROWTH,
         severity="critical" if worst >= CRITICAL_GROWTH_RATIO else "warning",
         title="Gradient norms growing",
-        problem=_problem(ctx, growing),
+        problem=_problem(ctx, stats),
         evidence=evidence,
         evidence_text=text,
         explanation="`clip_grad_norm_` returns (and nbtrain logs) the norm before clipping, so growth means the raw "
         "gradients themselves got larger: the model moved into sharper regions of the loss landscape than the LR "
         f"can handle (with Adam the preconditioned sharpness tends to settle near 38/lr), or {dynamics}, or the "
         "inputs or targets are poorly scaled. Clipping hides this from the update size but not from the log.",
-        suggestion=_suggestion(ctx, healthy, healthy_source),
+        suggestion=suggestion,
+        changes=changes,
         rationale=f"{PLAYBOOK}: log the unclipped norm and set the threshold near the 90th percentile of observed "
         "norms; a smaller LR takes smaller steps into sharp regions. With Adam, a constant rescaling of the gradient "
         "is largely divided out by its running RMS, so a different threshold alone changes little: measure it.",

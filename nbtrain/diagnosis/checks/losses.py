@@ -1,7 +1,9 @@
 """The losses: VAL_FLUCTUATING, OVERFITTING, TRAIN_LOSS_PLATEAU.
 
 ``recent_improvement`` (the training-loss plateau rule) is shared with the expectation
-``train_loss_decreasing``.
+``train_loss_decreasing``. VAL_FLUCTUATING's title and problem say how the validation loss
+moved after its best (up and down, only up, back toward it, flat), from its measured rises
+and falls; TRAIN_LOSS_PLATEAU's fix follows the run's own numbers (heavy clipping, LR cuts).
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..findings import OVERFITTING, TRAIN_LOSS_PLATEAU, VAL_FLUCTUATING, Finding
-from ..formatting import join, num
+from ... import measures
+from ..findings import OVERFITTING, TRAIN_LOSS_PLATEAU, VAL_FLUCTUATING, Change, Finding
+from ..formatting import join, num, percent, sci
+from .advice import compose, config_value, larger_batch, lower_lr, lower_patience, more_accumulation
+from .clipping import clip_share
 from .context import Context
 from .lr_adaptation import MIN_STALL_EPOCHS
 
@@ -95,6 +100,34 @@ def _val_text(ctx: Context, ev: dict[str, Any]) -> list[str]:
     return text
 
 
+def _movement(ctx: Context, ev: dict[str, Any]) -> tuple[str, str]:
+    """(title, clause) for how the validation loss moved after its best, from its rises and falls."""
+    rises, falls, u = ev["rises_after_best"], ev["falls_after_best"], ctx.u
+    if rises and falls:
+        return ("Validation loss fluctuating",
+                f"moved up and down since (rose in {_some(ctx, rises)}, fell in {_some(ctx, falls)})")
+    if rises:
+        return ("Validation loss rising past its best",
+                f"rose in every {u.noun} since ({ev['last_vs_best']:+.1%} by the last)")
+    if falls:
+        return ("Validation loss stalled above its best",
+                f"fell back toward it without beating it ({ev['last_vs_best']:+.1%} at the last {u.noun})")
+    return "Validation loss stalled", "stayed flat"
+
+
+def _val_suggestion(ctx: Context):
+    p = ctx.s.patience
+    patience = (lower_patience(ctx, f"Or let the scheduler cut it sooner (patience {p - 1} instead of {p}).", p - 1)
+                if measures.uses_plateau(ctx.s) and p > 0 else None)
+    return compose(
+        lower_lr(ctx),
+        patience,
+        larger_batch(ctx, "If that is not enough, a larger batch"),
+        more_accumulation(ctx),
+        "Keep the best checkpoint, not the last.",
+    )
+
+
 def _val_fluctuating(ctx: Context, val: np.ndarray, i_best: int) -> Finding:
     ev = _after_best(ctx, val, i_best)
     rises, falls = ev["rises_after_best"], ev["falls_after_best"]
@@ -104,21 +137,24 @@ def _val_fluctuating(ctx: Context, val: np.ndarray, i_best: int) -> Finding:
                        "steps too large for the current curvature (a high LR, with clipping setting the step size), "
                        "from small batches, or from a small validation set.")
     else:
-        explanation = ("The validation loss has moved only one way since its best "
-                       f"({'up' if rises else 'nowhere'}), so this is a stall or a drift rather than noise; "
+        way = "up" if rises else "down, without reaching it" if falls else "nowhere"
+        explanation = (f"The validation loss has moved only one way since its best ({way}), so this is a stall "
+                       "or a drift rather than noise; "
                        + ("with the training loss also not falling it points to the optimizer, not overfitting."
                           if ctx.train is not None else "without a training loss it cannot be told from overfitting."))
+    title, moved = _movement(ctx, ev)
+    suggestion, changes = _val_suggestion(ctx)
     return Finding(
         code=VAL_FLUCTUATING,
         severity="warning",
-        title="Validation loss fluctuating",
+        title=title,
         problem=f"The validation loss has not improved on its best ({num(ev['best'])}, {ctx.u.at(ev['best_epoch'])}) "
-        f"for {ev['epochs_since_best']} {ctx.u.nouns} and moves up and down instead of trending.",
+        f"for {ev['epochs_since_best']} {ctx.u.nouns}, and {moved}.",
         evidence=ev,
         evidence_text=_val_text(ctx, ev),
         explanation=explanation,
-        suggestion="Lower the LR or let the scheduler cut it sooner (shorter patience); if that is not enough, a "
-        "larger batch or gradient accumulation lowers the gradient noise. Keep the best checkpoint, not the last.",
+        suggestion=suggestion,
+        changes=changes,
         rationale="Smaller or less noisy steps let the model settle into the basin it has found instead of "
         "bouncing across it.",
         monitor=f"New best validation losses in most {ctx.u.nouns}, and a shrinking {ctx.u.noun}-to-{ctx.u.noun} "
@@ -128,8 +164,8 @@ def _val_fluctuating(ctx: Context, val: np.ndarray, i_best: int) -> Finding:
 
 # -- OVERFITTING -------------------------------------------------------------------------------
 def _overfitting(ctx: Context) -> Finding | None:
-    """Over the last ``OVERFIT_WINDOW`` epochs the training loss trends down while the validation loss
-    trends up (and ends above both its window start and its best)."""
+    """Over the last ``OVERFIT_WINDOW`` epochs the training loss trends down (and ends below its window
+    start) while the validation loss trends up (and ends above both its window start and its best)."""
     if ctx.train is None:
         ctx.skip("no train_loss column: overfitting and training-loss plateau not checked")
         return None
@@ -140,11 +176,18 @@ def _overfitting(ctx: Context) -> Finding | None:
     x = np.arange(k, dtype=float)
     t_slope, v_slope = float(np.polyfit(x, t, 1)[0]), float(np.polyfit(x, v, 1)[0])
     best = float(np.nanmin(ctx.val))
-    if not (t_slope < 0 < v_slope and v[-1] > v[0] and v[-1] > best):
-        return None
+    if not (t_slope < 0 < v_slope and t[-1] < t[0] and v[-1] > v[0] and v[-1] > best):
+        return None  # the problem says the training loss fell and the validation loss rose: both must hold
     e0, e1, u = ctx.epochs[-k], ctx.epochs[-1], ctx.u
     gap0, gap1 = float(v[0] - t[0]), float(v[-1] - t[-1])
     over = f"epochs {e0}-{e1}" if u.whole_epochs else u.span(ctx.epochs[-k:])
+    wd = config_value(ctx, "weight_decay")
+    suggestion, changes = compose(
+        "Keep the best checkpoint (early stopping).",
+        Change("weight_decay", "higher", None, "Add regularization: weight decay"
+               + (f" (this run used {sci(wd)})" if isinstance(wd, (int, float)) else "") + " or dropout."),
+        "Or use a smaller model or more data.",
+    )
     return Finding(
         code=OVERFITTING,
         severity="warning",
@@ -160,8 +203,8 @@ def _overfitting(ctx: Context) -> Finding | None:
         ],
         explanation="A steady opposite trend (not up-and-down noise) means the model is fitting the training "
         "set at the expense of what generalizes: too little data for the model size, or too many epochs.",
-        suggestion="Keep the best checkpoint (early stopping); add data or regularization (weight decay, "
-        "dropout) or use a smaller model.",
+        suggestion=suggestion,
+        changes=changes,
         rationale="Noise fixes (lower LR, larger batch) do not cure overfitting; capacity and data do.",
         monitor="The gap between validation and training loss staying flat.",
     )
@@ -183,26 +226,44 @@ def check_train_plateau(ctx: Context) -> None:
     lr_note = "" if cuts is None else (f" The LR was last cut at {u.at(cuts[-1])}." if cuts else " The LR was never cut.")
     a, b = ctx.epochs[-PLATEAU_WINDOW], ctx.epochs[-1]
     window = f"{u.unit}s {u.number(a)}-{u.number(b)}" if u.unit == "step" else f"{u.number(a)}-{u.number(b)}"
+    moved = f"improved by {gain:.2%}" if gain > 0 else ("did not improve" if gain == 0 else f"got worse by {-gain:.2%}")
+    suggestion, changes = _plateau_suggestion(ctx, cuts)
     ctx.add(Finding(
         code=TRAIN_LOSS_PLATEAU,
         severity="warning",
         title="Training loss plateau",
-        problem=f"The training loss improved by {gain:.2%} in the last {PLATEAU_WINDOW} {u.nouns} "
-        f"({window}), under the {PLATEAU_MIN_IMPROVEMENT:.0%} that counts as "
-        "progress.",
+        problem=f"The training loss {moved} in the last {PLATEAU_WINDOW} {u.nouns} ({window}) against its best "
+        f"before them, under the {PLATEAU_MIN_IMPROVEMENT:.0%} that counts as progress.",
         evidence={"best_before_window": before, "best_in_window": recent, "relative_improvement": gain,
                   "window": PLATEAU_WINDOW, "min_improvement": PLATEAU_MIN_IMPROVEMENT},
         evidence_text=[f"Training loss by {u.noun}: {join(t, num)}.{lr_note}"],
         explanation="When even the training loss stops falling, the optimizer is stuck: steps too large to "
         "descend further (bouncing across a valley, often with heavy clipping), too small to make progress, "
         "or the model has reached its capacity on this data.",
-        suggestion="If gradients are large or heavily clipped, lower the LR; if the LR has already been cut "
-        "to a tiny value, raise it or restart with warm restarts; otherwise consider a larger model or "
-        "better-scaled inputs and targets.",
+        suggestion=suggestion,
+        changes=changes,
         rationale="Which fix applies depends on the step size relative to the landscape; the gradient and "
         "clipping findings tell which side the run is on.",
         monitor=f"The training loss falling by more than 1% per few {u.nouns}.",
     ))
+
+
+def _plateau_suggestion(ctx: Context, cuts: list | None):
+    """The fix the run's own numbers point to: heavy clipping -> a lower LR; LR cuts -> warm restarts."""
+    share = clip_share(ctx)
+    if share.heavy_overall or share.heavy_last:
+        clipped = percent(share.overall if share.heavy_overall else share.last)
+        where = "of the steps" if share.heavy_overall else f"of the last {ctx.u.noun}'s steps"
+        return compose(lower_lr(ctx, f"{clipped} {where} were clipped, so the steps are too large: lower the "
+                                     "learning rate"))
+    if cuts:
+        lr = ctx.observed_lr[-1] if ctx.observed_lr is not None else None
+        now = f" to {sci(lr)}" if lr is not None else ""
+        return compose(Change("scheduler", "to", "cosine_warm_restarts",
+                              f"The LR was cut{now}: raise it again, or restart it periodically with warm restarts "
+                              "(scheduler cosine_warm_restarts)."))
+    return compose("Neither heavy clipping nor an LR cut explains it: consider a larger model, or better-scaled "
+                   "inputs and targets.")
 
 
 __all__ = ["OVERFIT_WINDOW", "PLATEAU_MIN_IMPROVEMENT", "PLATEAU_WINDOW", "check_train_plateau", "check_validation",

@@ -11,6 +11,7 @@ from ..findings import LR_NOT_ADAPTING, Finding
 from ..formatting import and_list, join, lr_text, num
 from ..plateau import PlateauState, keras_plateau_cuts, simulate_plateau
 from ..units import Units
+from .advice import compose, lower_patience, more_epochs
 from .context import Context
 
 MIN_STALL_EPOCHS = 2  # LR_NOT_ADAPTING (and VAL_FLUCTUATING): evaluation points past the best
@@ -36,6 +37,7 @@ def not_adapting(ctx: Context, st: PlateauState, mismatched: bool) -> Finding | 
     after = list(range(st.best_epoch + 1, len(ctx.val)))
     prev_not_best = [ctx.epochs[i] for i in after if ctx.val[i] < ctx.val[i - 1]]
     thr, next_cut = st.improvement_threshold, _next_cut(ctx, st)
+    suggestion, changes = _suggestion(ctx, next_cut)
     return Finding(
         code=LR_NOT_ADAPTING,
         severity="warning",
@@ -53,7 +55,8 @@ def not_adapting(ctx: Context, st: PlateauState, mismatched: bool) -> Finding | 
         },
         evidence_text=_stall_text(ctx, st, lr_now, lr_span, after, prev_not_best),
         explanation=_explanation(ctx, st, mismatched),
-        suggestion=f"Lower the patience or train longer. {_patience_hint(ctx)}",
+        suggestion=suggestion,
+        changes=changes,
         rationale="A shorter patience reacts sooner to a stalled validation loss; logging every cut "
         "(`Learning rate reduced: X -> Y (validation loss: Z)`) makes the scheduler's actions visible.",
         monitor=(f"An LR cut at {u.end_of_future(next_cut)} unless an {u.noun}'s validation loss drops below "
@@ -123,8 +126,19 @@ def _explanation(ctx: Context, st: PlateauState, mismatched: bool) -> str:
                else "the LR is already at its floor."))
 
 
-def _patience_hint(ctx: Context) -> str:
-    """The largest patience below the configured one that would have cut within this run."""
+def _suggestion(ctx: Context, next_cut: int | None):
+    """A lower patience (the largest that would have cut in this run), or a longer run (to the next cut)."""
+    q, hint = _patience_hint(ctx)
+    point = None if next_cut is None else ctx.u.future(next_cut)
+    longer = None
+    if point is not None and ctx.u.whole_epochs:
+        longer = more_epochs(ctx, f"Or train longer: with patience {ctx.s.patience} the first cut comes at "
+                                  f"{ctx.u.end_of(point)} ({point + 1} epochs).", point + 1)
+    return compose(lower_patience(ctx, f"Lower the patience. {hint}", q), longer)
+
+
+def _patience_hint(ctx: Context) -> tuple[int | None, str]:
+    """The largest patience below the configured one that would have cut within this run, and a sentence."""
     kwargs = ctx.s.plateau_kwargs()
     for q in range(ctx.s.patience - 1, -1, -1):
         if ctx.s.semantics == "keras":
@@ -134,8 +148,8 @@ def _patience_hint(ctx: Context) -> str:
             lrs = simulate_plateau(ctx.val, 1.0, **{**kwargs, "patience": q})
             first = next((i for i, v in enumerate(lrs) if v < 1.0), None)
         if first is not None:
-            return f"Patience {q} would have cut the LR at {ctx.u.end_of(ctx.epochs[first])} of this run."
-    return "No patience value would have cut the LR within this run."
+            return q, f"Patience {q} would have cut the LR at {ctx.u.end_of(ctx.epochs[first])} of this run."
+    return None, "No patience value would have cut the LR within this run."
 
 
 __all__ = ["MIN_STALL_EPOCHS", "not_adapting"]

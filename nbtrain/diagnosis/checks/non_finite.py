@@ -23,6 +23,7 @@ import numpy as np
 
 from ..findings import NON_FINITE, Finding
 from ..formatting import percent
+from .advice import compose, lower_lr
 from .context import Context
 
 # the columns checked, per level
@@ -129,10 +130,14 @@ def check_non_finite(ctx: Context) -> None:
                     f"skips (a non-finite gradient norm with a finite loss, or flagged skipped), first at step(s) "
                     f"{', '.join(f'{int(steps[i]):,}' for i in skips[:5])}{_when(per_epoch)}.")
     first = f"step {int(steps[skips[0]]):,}" if len(skips) else ""
-    ctx.add(_divergence(bad, evidence, text) if diverged else _skips(len(skips), share, first, evidence, text))
+    ctx.add(_divergence(ctx, bad, evidence, text) if diverged else _skips(len(skips), share, first, evidence, text))
 
 
-def _divergence(bad: dict, evidence: dict, text: list[str]) -> Finding:
+def _divergence(ctx: Context, bad: dict, evidence: dict, text: list[str]) -> Finding:
+    suggestion, changes = compose(
+        lower_lr(ctx, "Restart from the last finite checkpoint with a lower learning rate"),
+        "Check the inputs and targets for NaN/inf and extreme scales (normalization).",
+    )
     return Finding(
         code=NON_FINITE,
         severity="critical",
@@ -142,8 +147,8 @@ def _divergence(bad: dict, evidence: dict, text: list[str]) -> Finding:
         evidence_text=text,
         explanation="A NaN or inf loss or gradient norm means the run diverged (or the data holds NaN/inf); "
         "every step after it is meaningless, and an infinite pre-clip norm turns the clipped gradient into NaN.",
-        suggestion="Restart from the last finite checkpoint with a lower LR; check the inputs and targets for "
-        "NaN/inf and extreme scales (normalization).",
+        suggestion=suggestion,
+        changes=changes,
         rationale="Divergence usually follows a step that was too large for the local curvature; a lower LR "
         "and normalized data shrink such steps.",
         monitor="Every loss and gradient norm finite; the largest pre-clip norm per epoch not rising.",

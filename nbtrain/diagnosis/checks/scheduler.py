@@ -19,6 +19,7 @@ from ..findings import RUN_TOO_SHORT_FOR_PATIENCE, SCHEDULER_MISMATCH, Finding
 from ..formatting import join, lr_text
 from ..plateau import PlateauState, keras_plateau_cuts, plateau_state, simulate_plateau
 from ..schedule import plateau_skip
+from .advice import compose, lower_patience, more_epochs
 from .context import Context
 from .lr_adaptation import MIN_STALL_EPOCHS, not_adapting
 
@@ -105,6 +106,11 @@ def _too_short(ctx: Context, st: PlateauState) -> Finding | None:
     if n >= needed or st.num_bad_epochs < 1:
         return None  # long enough, or the validation loss is still improving: nothing to cut for
     rule = "reach" if keras else "exceed"
+    suggestion, changes = compose(
+        more_epochs(ctx, f"Train at least {needed} {u.nouns}.", needed),
+        lower_patience(ctx, f"Or lower the patience (patience k cuts after {'k' if keras else 'k+1'} {u.nouns} "
+                            "without improvement)."),
+    )
     return Finding(
         code=RUN_TOO_SHORT_FOR_PATIENCE,
         severity="warning",
@@ -118,8 +124,8 @@ def _too_short(ctx: Context, st: PlateauState) -> Finding | None:
         ],
         explanation="An unchanged LR here says nothing about whether the scheduler works: it never had the "
         "chance to act.",
-        suggestion=f"Train at least {needed} {u.nouns}, or lower the patience (patience k cuts after "
-        f"{'k' if keras else 'k+1'} {u.nouns} without improvement).",
+        suggestion=suggestion,
+        changes=changes,
         rationale="The scheduler can only help within the run's length.",
         monitor=f"Compare the {u.noun} of each logged cut with `nbtrain.simulate_plateau` on the same losses.",
     )

@@ -19,6 +19,8 @@ import numpy as np
 from ... import measures
 from ..findings import GRADIENT_SPIKES, LOSS_SPIKES, Finding
 from ..formatting import num
+from .advice import clip_near, compose, lower_lr
+from .clipping import suggested_clip
 from .context import PLAYBOOK, Context
 
 MIN_STEPS = measures.SPIKE_MIN_HISTORY + 1
@@ -90,8 +92,14 @@ def check_gradient_spikes(ctx: Context) -> None:
     text = [f"{len(found)} of {n} logged steps: {_listed(steps, found)}."] + _runs_text(steps, found)
     if clip is not None:
         evidence["grad_clip"] = clip
-        text.append(f"These are norms before clipping at {num(clip)}: clipping scaled each of these updates down to "
-                    f"the threshold ({num(clip / max(s.value for s in found))}× of the largest).")
+        text.append(_clipped_text(found, clip))
+    healthy, source = suggested_clip(ctx)
+    suggestion, changes = compose(
+        "Look at the batches of these steps.",
+        clip_near(ctx, healthy, f"{source}, so spikes are cut without touching the ordinary steps")
+        or "Keep (or add) clipping with the threshold near the 90th percentile of the healthy norms, so spikes are "
+        "cut without touching the ordinary steps.",
+    )
     ctx.add(Finding(
         code=GRADIENT_SPIKES,
         severity="warning",
@@ -104,11 +112,23 @@ def check_gradient_spikes(ctx: Context) -> None:
         "outlier sample, a mislabeled or corrupt example, an extreme target), from a rare sharp region the "
         "optimizer stepped into, or from Adam's second-moment estimate lagging after a quiet stretch. Without "
         "clipping such a step can undo much of the training so far.",
-        suggestion="Look at the batches of these steps; keep (or add) clipping with the threshold near the 90th "
-        "percentile of the healthy norms, so spikes are cut without touching the ordinary steps.",
+        suggestion=suggestion,
+        changes=changes,
         rationale=f"{PLAYBOOK}: clipping is meant for exactly these rare large gradients.",
         monitor="No step above 10× the running median norm; the loss right after each spike.",
     ))
+
+
+def _clipped_text(found: list[measures.Spike], clip: float) -> str:
+    """How many of the spikes clipping scaled down (those above the threshold), and by how much."""
+    above = [s for s in found if s.value > clip]
+    if not above:
+        return (f"These are norms before clipping at {num(clip)}: none of the spikes reached the threshold, so "
+                "clipping did not touch them.")
+    largest = max(s.value for s in above)
+    which = "each of them" if len(above) == len(found) else f"{len(above)} of the {len(found)} (those above it)"
+    return (f"These are norms before clipping at {num(clip)}: clipping scaled {which} down to the threshold (the "
+            f"largest to {num(clip / largest)}× its length).")
 
 
 def _recovered(values: np.ndarray, episode: list[measures.Spike]) -> bool:
@@ -130,6 +150,16 @@ def check_loss_spikes(ctx: Context) -> None:
     text.append(f"The loss did not come back within {RECOVERED_RATIO:g}× of its earlier median after step(s) "
                 f"{', '.join(f'{s:,}' for s in evidence['not_recovered_steps'])}." if stuck else
                 "After each spike the loss came back to its earlier level.")
+    if stuck:
+        suggestion, changes = compose(
+            "Check the batches of these steps.",
+            lower_lr(ctx, "The loss stayed high after a spike: restart from a checkpoint before it with a lower "
+                          "learning rate"),
+            "Or clip the gradient norm." if ctx.s.grad_clip is None else None,
+        )
+    else:
+        suggestion, changes = compose("Check the batches of these steps (outliers or corrupt examples); the loss "
+                                      "came back each time, so the optimizer needs no change for them.")
     ctx.add(Finding(
         code=LOSS_SPIKES,
         severity="warning" if stuck else "info",
@@ -141,8 +171,8 @@ def check_loss_spikes(ctx: Context) -> None:
         explanation="A loss spike on one step is one batch the model gets badly wrong (an outlier or corrupt "
         "example) or an update that overshot; when the loss stays high afterwards, the update damaged the model "
         "(too large a step, often together with a gradient spike).",
-        suggestion="Check the batches of these steps; if the loss stays high after a spike, lower the LR or clip "
-        "the gradient norm, and restart from a checkpoint before it.",
+        suggestion=suggestion,
+        changes=changes,
         rationale="Isolated spikes that recover are data; spikes that do not recover are optimization.",
         monitor="The running median of the loss after each spike back at its earlier level within a few steps.",
     ))
