@@ -63,14 +63,23 @@ def epoch_row(epoch: int, steps: list[dict], val_loss: float, lr_start: float, l
     return row
 
 
+def epoch_label(epoch: int, epochs: int) -> str:
+    """An epoch as every display names it: 0-based, with the run's range when the total is known,
+    ``epoch_label(3, 7)`` -> ``"epoch 3 (of 0-6)"`` (never ``3/6`` or ``4/7``)."""
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    return f"epoch {epoch} (of 0-{epochs - 1})"
+
+
 def epoch_line(row: dict, epochs: int) -> str:
-    """The log line of an epoch row."""
+    """The log line of an epoch row: ``epoch 3 (of 0-6): train 0.4474  val 0.4199  lr 2e-05  grad
+    norm p50 1.80 p90 3.11 max 7.03  clipped 41%  (2.2 s)`` (``epochs``: the run's total)."""
     skipped = f"  skipped {row['skipped_steps']}" if "skipped_steps" in row else ""
     return (
-        f"epoch {row['epoch']}/{epochs - 1}: train {row['train_loss']:.4f}  val {row['val_loss']:.4f}  "
+        f"{epoch_label(row['epoch'], epochs)}: train {row['train_loss']:.4f}  val {row['val_loss']:.4f}  "
         f"lr {row['lr']:.3g}  grad norm p50 {row['grad_norm_p50']:.2f} p90 {row['grad_norm_p90']:.2f} "
         f"max {row['grad_norm_max']:.2f}  clipped {row['clip_fraction']:.0%}{skipped}  ({row['epoch_time_s']:.1f} s)"
     )
 
 
-__all__ = ["Run", "epoch_line", "epoch_row"]
+__all__ = ["Run", "epoch_label", "epoch_line", "epoch_row"]
