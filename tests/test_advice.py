@@ -222,6 +222,19 @@ def test_a_change_measured_worse_is_not_suggested(data):
     json.dumps(d.to_dict(), allow_nan=False)
 
 
+def test_a_better_run_that_moved_the_field_the_other_way_contradicts_the_suggestion(data):
+    base, higher = tiny(data, lr=3e-3), tiny(data, lr=1e-2, weight_decay=1e-4)
+    assert best(higher) < best(base) * 0.99  # measured: the higher LR (with a second change) is better here
+    assert "Lower the learning rate" in diagnose(base.history, base.config).get(HEAVY_CLIPPING).suggestion
+    f = diagnose(base.history, base.config, tried=[higher]).get(HEAVY_CLIPPING)
+    assert "Lower the learning rate" not in f.suggestion
+    assert (f"lr 1e-2 and weight_decay 1e-4 was tried (best validation loss {sig(best(higher))} vs "
+            f"{sig(best(base))} here, better): it moved lr the other way; not suggested until a run that "
+            "changes lr alone says otherwise.") in f.suggestion
+    (measured,) = f.evidence["tried"]
+    assert measured["contradicted"] and measured["alternatives"][0]["verdict"] == "better"
+
+
 def test_a_change_measured_better_is_suggested_with_its_result(data):
     base, lower = tiny(data, lr=0.3), tiny(data, lr=0.1)
     assert best(lower) < best(base) * 0.99

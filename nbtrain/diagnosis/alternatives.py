@@ -108,6 +108,15 @@ class Alternative:
             return False
         return new < old if change.direction == "lower" else new > old
 
+    def opposes(self, change: Change) -> bool:
+        """Whether this alternative moved the change's field the other way (alone or with other changes)."""
+        if change.direction not in ("lower", "higher") or change.field not in self.changes:
+            return False
+        new, old = self.changes[change.field], self.before.get(change.field)
+        if not (isinstance(new, (int, float)) and isinstance(old, (int, float))):
+            return False
+        return new > old if change.direction == "lower" else new < old
+
 
 def value_text(name: str, value: Any) -> str:
     if value is None:
@@ -286,6 +295,16 @@ def measured_sentence(change: Change, matches: list[Alternative], base: Baseline
     return f"{measured}; suggested: {min(better, key=lambda a: a.result).description}."
 
 
+def contradicted_sentence(change: Change, against: list[Alternative], base: Baseline) -> str:
+    """A proposed change that a better-measured alternative moved the other way: ``"lr 2e-5, grad_clip 2
+    and scheduler_patience 5 was tried (best validation loss 0.4122 vs 0.4316 here, better): it moved lr
+    the other way; not suggested until a run that changes lr alone says otherwise."``"""
+    best = min(against, key=lambda a: a.result)
+    return (f"{best.description} was tried (best validation loss {best.result_text()} vs {base.text}, "
+            f"{base.verdict(best)}): it moved {change.field} the other way; not suggested until a run that "
+            f"changes {change.field} alone says otherwise.")
+
+
 def apply_alternatives(diagnosis: Diagnosis, tried: Any, base: dict, here: float | None) -> None:
     """Rewrite the findings' suggestions from the measured alternatives and list them in the report."""
     alternatives = collect(tried, base)
@@ -293,14 +312,17 @@ def apply_alternatives(diagnosis: Diagnosis, tried: Any, base: dict, here: float
     for f in diagnosis.findings:
         for change in f.changes:
             matches = [a for a in alternatives if a.measures(change)]
-            if not matches:
+            against = [a for a in alternatives if change.advise == "do" and a.opposes(change)
+                       and a.verdict(ref.value) == "better"]
+            if not matches and not against:
                 continue
-            sentence = measured_sentence(change, matches, ref)
+            sentence = measured_sentence(change, matches, ref) if matches else contradicted_sentence(change, against, ref)
             f.suggestion = (f.suggestion.replace(change.text, sentence) if change.text and change.text in f.suggestion
                             else f"{f.suggestion} {sentence}".strip())
             f.evidence.setdefault("tried", []).append({
                 "field": change.field, "direction": change.direction, "advise": change.advise,
-                "alternatives": [_record(a, ref) for a in matches]})
+                "alternatives": [_record(a, ref) for a in matches or against],
+                "contradicted": not matches})
     diagnosis.alternatives = [{**_record(a, ref), "sentence": _listing(a, ref)}
                               for a in sorted(alternatives, key=_order)]
     diagnosis.alternatives_note = (f"{len(alternatives)} alternative(s) from the tried runs, each compared on its best "
@@ -334,4 +356,4 @@ def _listing(a: Alternative, base: Baseline) -> str:
 
 __all__ = ["Alternative", "Baseline", "CLOSE", "IGNORED", "TIE", "apply_alternatives", "baseline", "collect",
            "config_fields",
-           "measured_sentence", "value_text"]
+           "contradicted_sentence", "measured_sentence", "value_text"]
