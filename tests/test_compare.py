@@ -105,7 +105,11 @@ def test_format_table_per_column():
     assert row["lr"] == "1e-3" and row["final_lr"] == "1e-4"  # the LR moved: both kept
     assert row["epochs"] == "12" and row["best_epoch"] == "11" and row["lr_cuts"] == "1"
     assert row["best_val_loss"] == "0.5100" and row["clip_fraction"] == "0.4%"
-    assert row["grad_norm_growth_p50"] == f"{numeric.loc['healthy', 'grad_norm_growth_p50']:.3g}×"
+    assert row["grad_norm_growth_p50"] == f"{numeric.loc['healthy', 'grad_norm_growth_p50']:.3f}×"  # 0.993×
+    # one number of decimals per column: no 1.007 under 0.9088, no 4× beside 3.48×
+    for column in ("best_val_loss", "grad_norm_growth_p50"):
+        cells = [c.rstrip("×") for c in shown[column] if c != "n/a"]
+        assert len({len(c.split(".")[1]) for c in cells}) == 1, cells
     assert row["grad_clip"] == "5" and row["patience"] == "2"
     assert shown.loc["cosine", "lr_cuts"] == "n/a (cosine)"
     assert shown.loc["round 1", "clip_fraction"] == "n/a" and shown.loc["round 1", "grad_clip"] == "unknown"

@@ -6,12 +6,15 @@ the same index (the numeric table stays what code reads). The rules, by column n
 
 - learning rates (``lr``, ``*_lr``, ``lr_start``): scientific notation as people write it, ``2e-5``;
 - counts (``COUNT_COLUMNS``: epochs, ``lr_cuts``, steps, patience, seeds, ...): whole numbers;
-- losses (a name holding ``loss``): 4 significant figures (``0.4316``, ``53.27``);
+- losses (a name holding ``loss``): one number of decimals per column, enough to give the
+  column's smallest nonzero value 4 significant figures (``0.4316`` above ``1.0070``, never
+  ``1.007`` under ``0.9088``), at most 6;
 - ``clip_fraction``: a percentage (``30%``, ``<0.1%``);
-- growth ratios (``grad_norm_growth_*``): 3 significant figures and ``×`` (``3.54×``);
+- growth ratios (``grad_norm_growth_*``): as losses with 3 significant figures, and ``×``
+  (``3.54×`` above ``4.00×``);
 - ``grad_clip``: ``2``, or ``off`` for no clipping;
 - times (``*_s``): 3 significant figures and ``s``;
-- other numbers: 4 significant figures; words (``TEXT_COLUMNS``, strings) as they are.
+- other numbers: as losses (one number of decimals per column); words (``TEXT_COLUMNS``, strings) as they are.
 
 A missing value is a word, never ``NaN``/``None``: ``lr_cuts`` of a run whose LR moves at every
 step (a cosine schedule: ``summarize`` counts no cuts there) is ``n/a (cosine)``; a missing clip
@@ -54,6 +57,26 @@ def _number(v: Any) -> float | None:
     return None if math.isnan(x) else x
 
 
+def column_decimals(values: Any, figures: int = 4, most: int = 6) -> int:
+    """Decimals that give the smallest nonzero finite |value| ``figures`` significant figures (at most ``most``)."""
+    sizes = [abs(x) for x in map(_number, values) if x is not None and math.isfinite(x) and x != 0]
+    if not sizes:
+        return figures - 1
+    return max(0, min(most, figures - 1 - math.floor(math.log10(min(sizes)))))
+
+
+def _column_formatter(name: str, values: Any) -> Callable[[float], str]:
+    """``_formatter(name)``, with one number of decimals for the column where it shows plain numbers."""
+    fmt = _formatter(name)
+    if fmt is times:
+        g = column_decimals(values, figures=3)
+        return lambda x: f"{x:,.{g}f}×"
+    if fmt is sig:
+        d = column_decimals(values)
+        return lambda x: f"{x:,.{d}f}"
+    return fmt
+
+
 def _formatter(name: str) -> Callable[[float], str]:
     if name == "lr" or name.endswith("_lr") or name == "lr_start":
         return sci
@@ -84,9 +107,10 @@ def _missing(name: str, row: Any, unknown_clip: Any = ()) -> str:
     return MISSING
 
 
-def format_cell(name: str, value: Any, row: Any = None, unknown_clip: Any = ()) -> str:
+def format_cell(name: str, value: Any, row: Any = None, unknown_clip: Any = (), fmt=None) -> str:
     """One cell as ``format_table`` writes it (``row``: the cell's row, for the words of missing
-    values; ``unknown_clip``: the rows whose clip threshold is unknown rather than off)."""
+    values; ``unknown_clip``: the rows whose clip threshold is unknown rather than off; ``fmt``:
+    the column's formatter, default the column name's alone)."""
     x = _number(value)
     if x is None:
         if value is not None and not isinstance(value, float) and _text(value):
@@ -94,7 +118,7 @@ def format_cell(name: str, value: Any, row: Any = None, unknown_clip: Any = ()) 
         return _missing(name, row if row is not None else {}, unknown_clip)
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
-    return _formatter(name)(x)
+    return (fmt or _formatter(name))(x)
 
 
 def _text(value: Any) -> bool:
@@ -126,7 +150,8 @@ def format_table(df, short: bool = False):
             out[name] = ["" if _number(v) is None and not isinstance(v, str) else str(v) for v in table[name]]
         else:
             unknown = df.attrs.get("clip_unknown", ())
-            out[name] = [_cell(name, value, row, unknown) for value, row in zip(table[name], rows)]
+            fmt = _column_formatter(name, table[name])
+            out[name] = [_cell(name, value, row, unknown, fmt) for value, row in zip(table[name], rows)]
     if short:
         out = out.rename(columns={c: SHORT_HEADERS.get(c, c) for c in out.columns})
     return out
@@ -140,10 +165,10 @@ def _is_text(column) -> bool:
     return bool(present) and all(isinstance(v, str) and _number(v) is None for v in present)
 
 
-def _cell(name: str, value: Any, row: Any, unknown_clip: Any) -> str:
+def _cell(name: str, value: Any, row: Any, unknown_clip: Any, fmt) -> str:
     if isinstance(value, bool) or (isinstance(value, str) and _number(value) is None):
         return str(value) if value != "" else ""
-    return format_cell(name, value, row, unknown_clip)
+    return format_cell(name, value, row, unknown_clip, fmt)
 
 
-__all__ = ["COUNT_COLUMNS", "MISSING", "SHORT_HEADERS", "TEXT_COLUMNS", "format_cell", "format_table"]
+__all__ = ["COUNT_COLUMNS", "column_decimals", "MISSING", "SHORT_HEADERS", "TEXT_COLUMNS", "format_cell", "format_table"]
