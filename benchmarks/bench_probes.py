@@ -7,7 +7,10 @@ time spent inside the callback's hooks is clocked separately, so its overhead do
 drown in the machine's load), then times every probe once on the trained model. Each
 probe's cost is taken as a share of the same repetition's epoch, so slow and fast
 stretches of a shared machine cancel; the table shows medians over the repetitions.
-The target is 5% of an epoch.
+The target is 5% of an epoch, except for the LR range test: since issue 18 its defaults
+sweep 300 steps (about 250 before it stops here) with a probe batch, because a 20-step
+sweep's suggestion was wrong on the reference experiment, and its target is 1.5 epochs;
+whether its suggestion is right is measured by ``benchmarks/bench_lr_range.py``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from nbtrain import LayerStats, Trainer, estimate_sharpness, gradient_noise_scal
 from nbtrain.measures import percentile
 
 TARGET = 0.05
+TARGETS = {"lr_range_test": 1.5}  # share of an epoch, where a probe's target is not TARGET
 SHARPNESS_BATCH = 16  # examples in the fixed batch the sharpness is measured on (2 training batches)
 
 
@@ -74,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = {
             "LayerStats (in epoch)": ("per-step hooks, defaults", stats.seconds),
             "lr_range_test": (
-                "defaults: 20 steps of 8, Adam, clip 2.0",
+                "defaults: 300 steps of 8 + probe of 64, clip 2",
                 _timed(lambda: lr_range_test(model, data, batch_size=cfg.batch_size, grad_clip=cfg.grad_clip)),
             ),
             "gradient_noise_scale": (
@@ -99,16 +103,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"repetition {rep + 1}/{args.reps}: epoch {epoch - stats.seconds:.2f} s", flush=True)
 
     print()
-    print(f"{'probe':<26} {'settings':<44} {'median s':>9} {'vs epoch':>9}  target <= {TARGET:.0%}")
+    print(f"{'probe':<26} {'settings':<44} {'median s':>9} {'vs epoch':>9} {'target':>7}")
     print(f"{'epoch':<26} {settings['epoch']:<44} {_median(seconds['epoch']):>9.3f}")
     ok = True
     for name in shares:
         share = _median(shares[name])
-        good = share <= TARGET
+        target = TARGETS.get(name, TARGET)
+        good = share <= target
         if name != "estimate_sharpness + Adam":  # two power iterations: an option, reported but not a default
             ok &= good
         print(
-            f"{name:<26} {settings[name]:<44} {_median(seconds[name]):>9.3f} {share:>9.1%}  "
+            f"{name:<26} {settings[name]:<44} {_median(seconds[name]):>9.3f} {share:>9.1%} {target:>7.0%}  "
             f"{'ok' if good else 'over'}"
         )
     print(f"\ntorch {torch.__version__}, {args.threads} thread(s), {args.reps} repetitions")

@@ -2,7 +2,8 @@
 
 One module per probe, each with its result type:
 
-- ``lr_range``: ``lr_range_test`` sweeps the LR exponentially over a few steps (``LRRangeResult``);
+- ``lr_range``: ``lr_range_test`` sweeps the LR exponentially with a probe batch (``LRRangeResult``); its rules
+  in ``lr_rules``; ``lr_check``: ``check_lr_suggestion`` confirms a suggestion by short trainings (``LRCheck``);
 - ``noise_scale``: ``gradient_noise_scale``, B_simple = tr(Sigma) / |G|^2 (``NoiseScaleResult``);
 - ``sharpness``: ``estimate_sharpness``, the top Hessian eigenvalue (and Adam's preconditioned
   one) against the step size's ``stability_threshold`` (``SharpnessResult``);

@@ -77,8 +77,8 @@ def range_test_findings(result: LRRangeResult, lr: float) -> list[Finding]:
                 "overshoot. Training at or beyond that turning point makes each step undo part of the last."
             ),
             suggestion=f"Lower the learning rate to about {result.suggestion:.2g} (the sweep's suggestion).",
-            rationale="Below the turning point a step shrinks the loss instead of overshooting; the suggestion keeps "
-            "a factor of ten of headroom.",
+            rationale="Below the turning point a step shrinks the loss instead of overshooting; the suggestion sits "
+            "below it (by default where a single step first made a fixed batch's loss clearly worse).",
             monitor="Training loss falling steadily from the first epoch; pre-clip gradient norms not rising.",
         )
     ]

@@ -1,35 +1,48 @@
-"""LR range test: sweep the learning rate exponentially over a few steps and watch the loss.
+"""LR range test: sweep the learning rate exponentially over a few hundred steps and watch the loss.
 
-Definitions
------------
-smoothed loss
-    Exponential moving average of the step losses with Adam's bias correction,
-    ``avg_t / (1 - beta^(t+1))`` (``ema_smooth``).
-margin
-    What counts as a real change of the smoothed loss: three standard deviations of its
-    noise (from the raw losses up to the minimum, shrunk by the EMA's factor
-    ``sqrt((1 - beta) / (1 + beta))``), and at least 5% of the minimum.
-rise
-    The first step after the minimum where the smoothed loss is more than ``margin`` above
-    it (or non-finite): ``LRRangeResult.rise_lr``.
-suggestion
-    ``suggest_lr``: a tenth of the LR at the minimum when the loss clearly fell, else a
-    tenth of the LR where it rose.
+``lr_range_test`` trains one step per LR and records three curves: the loss of each step's
+own batch, its smoothed version, and the loss of a fixed probe batch after each step. The
+curves' features and the suggestion rules (probe loss, onset, smoothed loss, margin, rise,
+both suggestions) are defined in ``nbtrain.probes.lr_rules``.
+
+Why a probe batch and 300 steps (issue 18)
+------------------------------------------
+At batch 8 the step losses of the reference experiment scatter by about 30% from batch to
+batch, and a sweep of a few hundred steps lowers them by less than that: the smoothed
+minimum landed anywhere from 1e-7 to 3e-3 from one seed to the next. The old default (20
+steps, a tenth of the minimum or of the rise) suggested 2.3e-3 for ROUND1, where 3-epoch
+trainings end 7x worse than at the best LR. The probe loss has no batch noise, and its
+first clear rise (the onset) sits where short trainings are best. Measured with
+``check_lr_suggestion`` (3 epochs, training seeds 0 and 1; ``benchmarks/bench_lr_range.py``):
+
+- reference experiment, ROUND1 (batch 8, clip 2.0): best LR of the grid 3.16e-4 (mean best
+  validation loss 0.028; 2.3e-4: 0.051, 8.1e-4: 0.028-0.041, 1e-3: 0.077-0.085, 2.3e-3:
+  0.21-0.38, 2e-5: 0.44); the suggestion for model seeds 0-4 and sweep seeds 0-2 lay
+  between 2.0e-4 and 6.5e-4;
+- small regression tasks of ``tests/tasks.py`` (4-16-1 MLP, Adam, 384-768 steps in 3
+  epochs; five variants of size, batch and noise, 9 sweeps each): the suggestion lay
+  within 3x of the best LR of a quarter-decade grid in 42 of 45 sweeps (median 1.3x,
+  at most 5.6x away). The onset there is noisier (the loss reaches its floor within the
+  sweep), and the trainings' best LR falls with their length, which a sweep cannot know.
+
+The onset moves with the sweep's pace over the six decades. At 100 steps it lay at 1e-3 to
+3.1e-3 on the reference (too high), at 200 at 3.1e-4 to 1.7e-3, at 300 as above, at 500 at
+2.5e-4 to 4.9e-4; on the small tasks 200 steps did best (45 of 45 within 3x), 500 worst (38
+of 45, median 2.2x). 300 is where both hold.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import nn
 
-from ..measures import finite, mean, percentile
+from ..measures import finite
 from ..training.devices import model_device
 from ._common import Examples, LossFn, check_int, check_model, check_positive, default_loss, restoring
+from .lr_rules import ONSET_RISE, Ema, curve_features, ema_smooth, probe_onset, suggest_from_probe, suggest_lr
 
 
 @dataclass
@@ -42,28 +55,32 @@ class LRRangeResult:
     stopped_early: bool  # the smoothed loss passed diverge_factor x its best: the sweep stopped
     suggestion: float
     suggestion_method: str
-    lr_at_min: float  # LR where the smoothed loss was lowest
-    rise_lr: float | None  # first LR past the minimum where the smoothed loss rose clearly above it
+    lr_at_min: float  # LR where the smoothed loss was lowest (past its warm-up)
+    rise_lr: float | None  # first LR from which the smoothed loss stayed clearly above its minimum
     diverged_lr: float | None  # LR at which the sweep stopped (None when it ran to end_lr)
+    probe_losses: list[float] | None = None  # loss on the fixed probe batch after each step (None: no probe)
+    probe_start: float | None = None  # the probe loss before the first step
+    onset_lr: float | None = None  # first LR whose probe loss rose ONSET_RISE above the lowest so far
 
     def plot(self, ax=None):
-        """Raw and smoothed loss against LR (log scale), with the suggestion marked. Returns ``ax``."""
+        """Raw, smoothed and probe loss against LR (log scale), with the suggestion marked. Returns ``ax``."""
         import matplotlib.pyplot as plt
 
         if ax is None:
             _, ax = plt.subplots(figsize=(6, 3.5))
-        ax.plot(self.lrs, self.losses, color="0.75", lw=1, label="loss")
+        ax.plot(self.lrs, self.losses, color="0.75", lw=1, label="loss of each step's batch")
         ax.plot(self.lrs, self.smoothed, color="C0", lw=2, label="smoothed")
+        if self.probe_losses is not None:
+            ax.plot(self.lrs, self.probe_losses, color="C1", lw=1.5, label="probe loss (fixed batch)")
         ax.axvline(self.suggestion, color="C2", ls="--", label=f"suggestion {self.suggestion:.2g}")
-        ax.axvline(self.lr_at_min, color="C1", ls=":", label=f"minimum {self.lr_at_min:.2g}")
         if self.rise_lr is not None:
             ax.axvline(self.rise_lr, color="C4", ls=":", label=f"rise {self.rise_lr:.2g}")
         if self.diverged_lr is not None:
             ax.axvline(self.diverged_lr, color="C3", ls="-.", label=f"stopped {self.diverged_lr:.2g}")
         ax.set_xscale("log")
-        ok = finite(self.smoothed)
+        ok = finite(self.smoothed + (self.probe_losses or []))
         if ok:  # keep the divergence from squashing the interesting part
-            lo, hi = min(ok), max(ok[0], min(ok) * 1.5)
+            lo, hi = min(ok), max(finite(self.smoothed[:1] + (self.probe_losses or [])[:1]) + [min(ok) * 1.5])
             ax.set_ylim(lo - 0.1 * (hi - lo) - 1e-12, hi + 0.4 * (hi - lo) + 1e-12)
         ax.set_xlabel("learning rate")
         ax.set_ylabel("training loss")
@@ -73,89 +90,12 @@ class LRRangeResult:
 
     def __str__(self) -> str:
         end = f"stopped at lr {self.diverged_lr:.3g}" if self.diverged_lr is not None else "ran to the end"
-        rise = f"; clear rise from lr {self.rise_lr:.3g}" if self.rise_lr is not None else ""
+        onset = "" if self.onset_lr is None else f"; probe loss first rose {ONSET_RISE:.0%} at lr {self.onset_lr:.3g}"
+        rise = f"; smoothed loss rose for good from lr {self.rise_lr:.3g}" if self.rise_lr is not None else ""
         return (
-            f"LR range test over {len(self.lrs)} steps ({end}): lowest smoothed loss at lr {self.lr_at_min:.3g}"
+            f"LR range test over {len(self.lrs)} steps ({end}){onset}: lowest smoothed loss at lr {self.lr_at_min:.3g}"
             f"{rise}; suggested lr {self.suggestion:.3g} ({self.suggestion_method})."
         )
-
-
-class _Ema:
-    """The smoothed loss, one value at a time (see the module's definition)."""
-
-    def __init__(self, smoothing: float) -> None:
-        self.beta, self.avg, self.t = smoothing, 0.0, 0
-
-    def add(self, value: float) -> float:
-        self.avg = self.beta * self.avg + (1.0 - self.beta) * value
-        self.t += 1
-        return self.avg / (1.0 - self.beta**self.t)
-
-
-def ema_smooth(losses: Sequence[float], smoothing: float) -> list[float]:
-    """Exponential moving average with bias correction (as in Adam): ``avg_t / (1 - beta^(t+1))``."""
-    ema = _Ema(smoothing)
-    return [ema.add(v) for v in losses]
-
-
-def _curve_features(
-    lrs: Sequence[float], smoothed: Sequence[float], losses: Sequence[float] | None, smoothing: float
-) -> tuple[int, float, int | None, bool]:
-    """``(i_min, margin, i_rise, fell)`` of a sweep (see the module's definitions).
-
-    ``fell`` says whether the loss fell from its starting level (median of the first
-    fifth of the sweep, at least 3 steps) by more than ``margin``.
-    """
-    n = len(smoothed)
-    ok = [i for i in range(n) if math.isfinite(smoothed[i])]
-    i_min = min(ok, key=lambda i: smoothed[i]) if ok else 0
-    floor = smoothed[i_min] if ok else math.inf
-    sd = 0.0
-    if losses is not None and i_min >= 2:
-        head = finite(losses[: i_min + 1])
-        if len(head) >= 3:
-            sd = statistics.stdev(head, mean(head)) * math.sqrt((1.0 - smoothing) / (1.0 + smoothing))
-    margin = max(3.0 * sd, 0.05 * abs(floor)) if math.isfinite(floor) else 0.0
-    i_rise = next((i for i in range(i_min + 1, n) if not smoothed[i] <= floor + margin), None)
-    start = percentile((losses if losses is not None else smoothed)[: max(3, n // 5)], 50)
-    fell = math.isfinite(floor) and math.isfinite(start) and start - floor > margin
-    return i_min, margin, i_rise, fell
-
-
-def suggest_lr(
-    lrs: Sequence[float],
-    smoothed: Sequence[float],
-    losses: Sequence[float] | None = None,
-    smoothing: float = 0.0,
-    divisor: float = 10.0,
-) -> tuple[float, str]:
-    """The LR to start from: ``(lr, method)``.
-
-    When the loss clearly fell during the sweep: a tenth of the LR at the minimum of the
-    smoothed loss. Why not the steepest fall of the curve (the other common rule)? A
-    spike only ever raises the loss, and the smoothed curve then falls steeply on its way
-    back down: a steepest-slope pick lands right after the spike, often decades below
-    any LR that trains. A spike does not move the minimum, and a tenth of it sits in the
-    falling part of a well-shaped curve (Smith 2017; fastai's ``lr_min``).
-
-    When the loss did not fall by more than its noise (a short sweep often cannot see
-    learning at small LRs, only the blow-up), the minimum is just the luckiest batch; the
-    answer is then a tenth of the LR where the loss began to rise clearly. Pass the raw
-    ``losses`` and the ``smoothing`` used so the noise level can be estimated.
-    """
-    if not finite(smoothed):
-        return float(lrs[0]) / divisor, f"first LR / {divisor:g} (no finite loss)"
-    i_min, _, i_rise, fell = _curve_features(lrs, smoothed, losses, smoothing)
-    if fell and i_min > 0:
-        return float(lrs[i_min]) / divisor, f"LR at the smoothed loss's minimum / {divisor:g}"
-    if i_rise is not None:
-        return (
-            float(lrs[i_rise]) / divisor,
-            f"LR where the loss began to rise / {divisor:g} (no clear fall before it: the sweep saw only the blow-up)",
-        )
-    if i_min == 0:
-        return float(lrs[0]) / divisor, f"first LR / {divisor:g} (the loss never fell: start lower)"
-    return float(lrs[i_min]) / divisor, f"LR at the smoothed loss's minimum / {divisor:g} (flat curve: a weak hint)"
 
 
 def _make_optimizer(optimizer, params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
@@ -168,7 +108,7 @@ def _make_optimizer(optimizer, params: list[torch.Tensor], lr: float) -> torch.o
     raise ValueError(f"optimizer must be 'adam', 'sgd' or a torch.optim.Optimizer, got {optimizer!r}")
 
 
-def _check_sweep(start_lr, end_lr, num_steps, smoothing, diverge_factor, batch_size, grad_clip) -> None:
+def _check_sweep(start_lr, end_lr, num_steps, smoothing, diverge_factor, batch_size, grad_clip, probe_size) -> None:
     check_positive("start_lr", start_lr)
     check_positive("end_lr", end_lr)
     if end_lr <= start_lr:
@@ -181,14 +121,29 @@ def _check_sweep(start_lr, end_lr, num_steps, smoothing, diverge_factor, batch_s
     check_int("batch_size", batch_size, 1)
     if grad_clip is not None:
         check_positive("grad_clip", grad_clip)
+    check_int("probe_size", probe_size, 0)
 
 
-def _sweep(model, params, opt, batches, loss_fn, schedule, smoothing, diverge_factor, grad_clip) -> tuple:
-    """Train one step per LR of ``schedule``; ``(lrs, losses, smoothed, stopped)``."""
-    lrs: list[float] = []
-    losses: list[float] = []
-    smoothed: list[float] = []
-    ema, best = _Ema(smoothing), math.inf
+class _Probe:
+    """The fixed probe batch and its loss in eval mode (the model is put back in train mode)."""
+
+    def __init__(self, batch: tuple[torch.Tensor, torch.Tensor] | None, loss_fn: LossFn) -> None:
+        self.batch, self.loss_fn = batch, loss_fn
+
+    def __call__(self, model: nn.Module) -> float | None:
+        if self.batch is None:
+            return None
+        model.eval()
+        with torch.no_grad():
+            value = float(self.loss_fn(model(self.batch[0]), self.batch[1]))
+        model.train()
+        return value
+
+
+def _sweep(model, params, opt, batches, loss_fn, schedule, smoothing, diverge_factor, grad_clip, probe) -> dict:
+    """Train one step per LR of ``schedule``; the curves, the probe loss after each step, and whether it stopped."""
+    out: dict = {"lrs": [], "losses": [], "smoothed": [], "probe": [], "stopped": True}
+    ema, best = Ema(smoothing), math.inf
     for lr in schedule:
         for group in opt.param_groups:
             group["lr"] = lr
@@ -200,17 +155,19 @@ def _sweep(model, params, opt, batches, loss_fn, schedule, smoothing, diverge_fa
             torch.nn.utils.clip_grad_norm_(params, grad_clip, foreach=True)
         opt.step()
         value = float(loss.detach())  # one host sync per step: the sweep must see divergence at once
-        lrs.append(lr)
-        losses.append(value)
+        out["lrs"].append(lr)
+        out["losses"].append(value)
+        out["probe"].append(probe(model))
         if not math.isfinite(value):
-            smoothed.append(math.inf)
-            return lrs, losses, smoothed, True
+            out["smoothed"].append(math.inf)
+            return out
         s = ema.add(value)
-        smoothed.append(s)
+        out["smoothed"].append(s)
         best = min(best, s)
         if s > diverge_factor * best:
-            return lrs, losses, smoothed, True
-    return lrs, losses, smoothed, False
+            return out
+    out["stopped"] = False
+    return out
 
 
 def lr_range_test(
@@ -220,50 +177,95 @@ def lr_range_test(
     optimizer: str | torch.optim.Optimizer = "adam",
     start_lr: float = 1e-7,
     end_lr: float = 1e-1,
-    num_steps: int = 20,  # one training step each: about 4% of a 500-step reference epoch
-    smoothing: float = 0.8,  # EMA factor; its time constant (~5 steps) must be short next to the sweep
+    num_steps: int = 300,  # the pace that matters: see the module docstring
+    smoothing: float = 0.9,  # EMA factor of the step losses; its time constant (~10 steps) is short next to the sweep
     diverge_factor: float = 4.0,
     batch_size: int = 8,
     seed: int = 0,
     grad_clip: float | None = None,
+    probe_size: int = 64,
 ) -> LRRangeResult:
     """Train for ``num_steps`` steps with the LR growing exponentially from ``start_lr`` to ``end_lr``.
 
-    The sweep stops once the smoothed loss exceeds ``diverge_factor`` times its best (or
-    turns non-finite). ``optimizer`` is ``"adam"``, ``"sgd"`` or an optimizer over the
-    model's parameters (its state is used, then restored). ``grad_clip`` clips the total
-    gradient norm as the trainer does. The model, any optimizer given and the RNG are
-    restored afterwards. The defaults keep the cost under 5% of a reference-experiment
-    epoch (20 of its 500 steps), which makes the sweep coarse (about 3 steps per decade):
-    raise ``num_steps`` (and ``smoothing`` with it) for a finer curve.
+    After every step the loss of a fixed probe batch of ``probe_size`` training examples
+    is taken (eval mode, no gradients); the suggestion is the LR at which that loss first
+    rose 10% above its best so far, the largest LR before any step made the model
+    clearly worse (``lr_rules``). Meant for trainings of a few hundred steps or more;
+    shorter ones take larger LRs. Confirm it with ``check_lr_suggestion`` (the module
+    docstring has the measurements). The sweep stops once the smoothed step loss exceeds ``diverge_factor``
+    times its best (or turns non-finite). ``optimizer``: ``"adam"``, ``"sgd"`` or an
+    optimizer over the model's parameters (its state is used, then restored).
+    ``grad_clip`` clips the total gradient norm as the trainer does. The model, any
+    optimizer given and the RNG are restored afterwards. ``probe_size=0``: no probe, the
+    suggestion from the step losses alone (``suggest_lr``, fastai's ``lr_min``), with the
+    batches of the old sweep.
+
+    Cost: ``num_steps`` training steps and as many forward passes of the probe batch. On
+    the reference model (one thread, the 2-core machine shared) the sweep stops near
+    1e-2 after about 250 steps and took 5.1-5.6 s, 1.0-1.2 times a 500-step ROUND1
+    training epoch: a sweep step costs about twice a trainer's step (the sweep runs
+    PyTorch's default Adam kernel, the trainer the fused one, and the probe's forward pass
+    adds about a quarter). The old default took 20 steps, 0.2-0.4 s.
     """
     params = check_model(model)
-    _check_sweep(start_lr, end_lr, num_steps, smoothing, diverge_factor, batch_size, grad_clip)
+    _check_sweep(start_lr, end_lr, num_steps, smoothing, diverge_factor, batch_size, grad_clip, probe_size)
     examples = Examples(train_data)
     device = model_device(model)
     given = optimizer if isinstance(optimizer, torch.optim.Optimizer) else None
     ratio = end_lr / start_lr
     schedule = [start_lr * ratio ** (i / (num_steps - 1)) for i in range(num_steps)]
+    loss = default_loss(loss_fn)
     with restoring(model, given, seed=seed):
         opt = _make_optimizer(optimizer, params, start_lr)
         model.train()
-        batches = examples.stream(batch_size, torch.Generator().manual_seed(seed), device)
-        lrs, losses, smoothed, stopped = _sweep(
-            model, params, opt, batches, default_loss(loss_fn), schedule, smoothing, diverge_factor, grad_clip
-        )
-    suggestion, method = suggest_lr(lrs, smoothed, losses, smoothing)
-    i_min, _, i_rise, _ = _curve_features(lrs, smoothed, losses, smoothing)
+        generator = torch.Generator().manual_seed(seed)
+        probe = _Probe(_probe_batch(examples, probe_size, generator, device), loss)
+        start = probe(model)
+        batches = examples.stream(batch_size, generator, device)
+        curves = _sweep(model, params, opt, batches, loss, schedule, smoothing, diverge_factor, grad_clip, probe)
+    return _result(curves, smoothing, start)
+
+
+def _probe_batch(examples: Examples, size: int, generator: torch.Generator, device) -> tuple | None:
+    """``size`` training examples drawn once (all of them when there are fewer), or None for ``size`` 0."""
+    if size == 0:
+        return None
+    return examples.take(torch.randperm(len(examples), generator=generator)[:size], device)
+
+
+def _result(curves: dict, smoothing: float, probe_start: float | None) -> LRRangeResult:
+    lrs, losses, smoothed = curves["lrs"], curves["losses"], curves["smoothed"]
+    probe = None if probe_start is None else curves["probe"]
+    if probe is None:
+        suggestion, method = suggest_lr(lrs, smoothed, losses, smoothing)
+        onset = None
+    else:
+        suggestion, method = suggest_from_probe(lrs, probe, probe_start)
+        i_onset = probe_onset(probe, probe_start)
+        onset = None if i_onset is None else lrs[i_onset]
+    i_min, _, i_rise, _ = curve_features(lrs, smoothed, losses, smoothing)
     return LRRangeResult(
         lrs=lrs,
         losses=losses,
         smoothed=smoothed,
-        stopped_early=stopped,
+        stopped_early=curves["stopped"],
         suggestion=suggestion,
         suggestion_method=method,
         lr_at_min=lrs[i_min],
         rise_lr=None if i_rise is None else lrs[i_rise],
-        diverged_lr=lrs[-1] if stopped else None,
+        diverged_lr=lrs[-1] if curves["stopped"] else None,
+        probe_losses=probe,
+        probe_start=probe_start,
+        onset_lr=onset,
     )
 
 
-__all__ = ["LRRangeResult", "ema_smooth", "lr_range_test", "suggest_lr"]
+__all__ = [
+    "ONSET_RISE",
+    "LRRangeResult",
+    "ema_smooth",
+    "lr_range_test",
+    "probe_onset",
+    "suggest_from_probe",
+    "suggest_lr",
+]
