@@ -3,10 +3,13 @@
     python benchmarks/bench_trainer.py [--reps 5] [--train-windows 2000] [--batch-sizes 8 32]
 
 Every contender does the same math on the reference model and data: forward, MSE, backward,
-clip_grad_norm_, Adam step, validation and a ReduceLROnPlateau step each epoch. Each is built
-once and warmed up (compilation happens there and is reported separately); then the
-contenders run one epoch each, in alternating order, `--reps` times, and the median steps/s
-is reported with its ratio to the bare loop. The table is written to benchmarks/RESULTS.md.
+clip_grad_norm_, Adam step, validation and a ReduceLROnPlateau step each epoch. The bare loop
+and Lightning use PyTorch's default Adam (what a person writes by hand); nbtrain runs Adam's
+fused kernel by default (``TrainConfig.fused_adam``), and its ``fused_adam=False`` contender
+is the same trainer on PyTorch's default Adam. Each is built once and warmed up (compilation
+happens there and is reported separately); then the contenders run one epoch each, in
+alternating order, `--reps` times, and the median steps/s is reported with its ratio to the
+bare loop. The table replaces its own section of benchmarks/RESULTS.md (``write_section``).
 Wall time on a shared machine is noisy: read ratios, not absolute numbers, and only within
 one run of this script.
 """
@@ -70,13 +73,20 @@ class Bare:
 
 
 class NbTrain:
-    """nbtrain's trainer (eager or compiled, on ``device``), timed one epoch at a time."""
+    """nbtrain's trainer (eager or compiled, on ``device``), timed one epoch at a time.
 
-    def __init__(self, config, train, val, compile_: bool, device: str = "cpu"):
+    ``fused_adam``: the config's Adam kernel (None: the default, fused).
+    """
+
+    def __init__(self, config, train, val, compile_: bool, device: str = "cpu", fused_adam: bool | None = None):
         self.name = "nbtrain compiled" if compile_ else "nbtrain (full instrumentation)"
+        changes = {"compile": compile_, "device": device}
+        if fused_adam is not None:
+            changes["fused_adam"] = fused_adam
+            self.name += "" if fused_adam else ", fused_adam=False"
         torch.manual_seed(config.seed)
         model = ReferenceModel()
-        self.trainer = nbtrain.Trainer(config.replace(compile=compile_, device=device), model, train, val, sink=None)
+        self.trainer = nbtrain.Trainer(config.replace(**changes), model, train, val, sink=None)
         self.epochs = 0
 
     def run_epoch(self) -> int:
@@ -145,6 +155,7 @@ def bench(batch_size: int, reps: int, n_train: int, with_compile: bool) -> list[
     config = nbtrain.presets.ROUND1.replace(batch_size=batch_size)
     makers = [
         lambda: Bare(config, train, data.val),
+        lambda: NbTrain(config, train, data.val, compile_=False, fused_adam=False),
         lambda: NbTrain(config, train, data.val, compile_=False),
     ]
     if with_compile:
@@ -163,16 +174,18 @@ def bench(batch_size: int, reps: int, n_train: int, with_compile: bool) -> list[
         warmup[c.name] = time.perf_counter() - t0
         contenders.append(c)
     rates: dict[str, list[float]] = {c.name: [] for c in contenders}
+    cpu: dict[str, list[float]] = {c.name: [] for c in contenders}  # CPU ms per step
     for rep in range(reps):
         order = contenders if rep % 2 == 0 else contenders[::-1]
         for c in order:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             steps = c.run_epoch()
             rates[c.name].append(steps / (time.perf_counter() - t0))
-    base = statistics.median(rates["bare loop"])
+            cpu[c.name].append((time.process_time() - c0) / steps * 1e3)
+    base, base_cpu = statistics.median(rates["bare loop"]), statistics.median(cpu["bare loop"])
     rows = []
     for c in contenders:
-        med = statistics.median(rates[c.name])
+        med, med_cpu = statistics.median(rates[c.name]), statistics.median(cpu[c.name])
         rows.append(
             {
                 "batch": batch_size,
@@ -180,10 +193,41 @@ def bench(batch_size: int, reps: int, n_train: int, with_compile: bool) -> list[
                 "steps/s (median)": med,
                 "min-max": f"{min(rates[c.name]):.0f}-{max(rates[c.name]):.0f}",
                 "ratio to bare": med / base,
+                "CPU ms/step": med_cpu,
+                "CPU ratio": base_cpu / med_cpu,
                 "warm-up s": warmup[c.name],
             }
         )
     return rows
+
+
+def write_section(path: Path, heading: str, text: str) -> None:
+    """Put ``text`` (which starts with the line ``heading``) in place of ``path``'s section under
+    ``heading``, or at the end when there is none; other sections stay as they are.
+
+    A section runs from its top-level heading (a line starting with "# ", outside fenced code)
+    to the next one.
+    """
+    lines = path.read_text().splitlines() if path.exists() else []
+    starts, fenced = [], False
+    for i, line in enumerate(lines):
+        fenced = fenced != line.startswith("```")
+        if not fenced and line.startswith("# "):
+            starts.append(i)
+    new = text.rstrip("\n").splitlines()
+    if heading in (lines[i] for i in starts):
+        begin = next(i for i in starts if lines[i] == heading)
+        end = next((i for i in starts if i > begin), len(lines))
+        lines[begin:end] = new + ([""] if end < len(lines) else [])
+    else:
+        lines += ([""] if lines else []) + new
+    path.write_text("\n".join(lines) + "\n")
+
+
+def machine_line() -> str:
+    """The machine and torch's threads, as the RESULTS.md tables state them."""
+    return (f"{_cpu_name()}, {os.cpu_count()} cores, {platform.machine()}; {torch.get_num_threads()} torch threads; "
+            f"{time.strftime('%Y-%m-%d %H:%M')}")
 
 
 def _cpu_name() -> str:
@@ -209,10 +253,11 @@ def main() -> None:
     rows = []
     for b in args.batch_sizes:
         rows += bench(b, args.reps, args.train_windows, not args.no_compile)
-    header = "| batch | contender | steps/s (median) | min-max | ratio to bare | warm-up s |\n|---|---|---|---|---|---|"
+    header = ("| batch | contender | steps/s (median) | min-max | ratio to bare | CPU ms/step (median) | "
+              "CPU ratio to bare | warm-up s |\n|---|---|---|---|---|---|---|---|")
     lines = [
         f"| {r['batch']} | {r['contender']} | {r['steps/s (median)']:.0f} | {r['min-max']} | "
-        f"{r['ratio to bare']:.3f} | {r['warm-up s']:.1f} |"
+        f"{r['ratio to bare']:.3f} | {r['CPU ms/step']:.2f} | {r['CPU ratio']:.3f} | {r['warm-up s']:.1f} |"
         for r in rows
     ]
     table = "\n".join([header, *lines])
@@ -227,14 +272,15 @@ def main() -> None:
     text = (
         "# Trainer speed\n\n"
         f"Command: `{command.strip()}`  \n"
-        f"Machine: {_cpu_name()}, {os.cpu_count()} cores, {platform.machine()}; {torch.get_num_threads()} torch threads; "
-        f"{time.strftime('%Y-%m-%d %H:%M')}  \n"
+        f"Machine: {machine_line()}  \n"
         f"Versions: Python {platform.python_version()}, torch {torch.__version__}, nbtrain {nbtrain.__version__}"
         f"{lightning_version}  \n"
         f"Median of {args.reps} alternating repetitions of one epoch ({args.train_windows} training windows) "
-        "after a warm-up epoch; warm-up includes compilation (shorter when inductor's on-disk cache is warm).\n\n" + table + "\n"
+        "after a warm-up epoch; warm-up includes compilation (shorter when inductor's on-disk cache is warm). "
+        "Steps/s is wall time; CPU ms/step is the process's CPU time per step, steadier on a shared machine "
+        "(a ratio above 1: faster than the bare loop).\n\n" + table + "\n"
     )
-    Path(args.out).write_text(text)
+    write_section(Path(args.out), "# Trainer speed", text)
     print(f"\nwritten to {args.out}")
 
 

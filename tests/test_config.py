@@ -30,6 +30,7 @@ BAD_VALUES = [
     ("normalize", "yes", r"normalize must be True or False, got 'yes'"),
     ("weight_decay", -0.5, r"weight_decay must be >= 0, got -0\.5"),
     ("compile", 1, r"compile must be True or False, got 1"),
+    ("fused_adam", "no", r"fused_adam must be True or False, got 'no'"),
     ("device", "gpu", r"device must be one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps' \(N a GPU index\), got 'gpu'"),
     ("device", "cuda:x", r"device must be one of .*, got 'cuda:x'"),
     ("precision", "16", r"precision must be one of '32', 'bf16-mixed', '16-mixed', got '16'"),

@@ -87,17 +87,20 @@ def test_recorded_norm_is_the_pre_clip_norm_recomputed_independently(quiet):
     assert run.history.epochs[0]["clip_fraction"] == pytest.approx(clipped / len(run.history.steps))
 
 
-def test_matches_a_hand_written_clip_grad_norm_loop_bit_for_bit(quiet):
+@pytest.mark.parametrize("fused", [True, False], ids=["fused Adam (default)", "PyTorch's default Adam"])
+def test_matches_a_hand_written_clip_grad_norm_loop_bit_for_bit(quiet, fused):
     # The trainer scales gradients only on clipped steps; torch's clip_grad_norm_ multiplies
-    # by a factor of exactly 1 on the others. The two must give identical weights.
+    # by a factor of exactly 1 on the others. The two must give identical weights, with
+    # either Adam kernel (fused_adam=True asks for torch's fused=True, False for its default).
     x, y = make_regression(64)
-    config = CFG.replace(grad_clip=5.0, epochs=2, lr=5e-2, scheduler="none", batch_size=8)
+    config = CFG.replace(grad_clip=5.0, epochs=2, lr=5e-2, scheduler="none", batch_size=8, fused_adam=fused)
     loader = DataLoader(TensorDataset(x, y), batch_size=8, shuffle=False)
     run = train(config, make_mlp(), loader, TensorDataset(x, y), sink=quiet.append)
     clipped = [r["clipped"] for r in run.history.steps]
     assert any(clipped) and not all(clipped), "the test needs clipped and unclipped steps"
+    assert run.history.meta["adam"] == ("fused" if fused else "default")
     model = make_mlp()
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, **({"fused": True} if fused else {}))
     for _ in range(config.epochs):
         for xb, yb in loader:
             opt.zero_grad(set_to_none=True)
@@ -451,3 +454,59 @@ def test_compile_failure_falls_back_to_eager_with_a_message(monkeypatch, tiny_ta
     for a, b in zip(run.history.steps, eager.history.steps):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-6)
         assert a["clipped"] == b["clipped"] and a["lr"] == b["lr"]
+
+
+def test_without_the_fused_kernel_it_says_so_once_and_runs_default_adam(monkeypatch, tiny_task, quiet):
+    real_adam = torch.optim.Adam
+
+    def no_fused(params, fused=None, **kwargs):
+        if fused:
+            raise RuntimeError("`fused=True` requires all the params to be floating point Tensors (simulated)")
+        return real_adam(params, **kwargs)
+
+    _, tr, va = tiny_task
+    default = train(CFG.replace(fused_adam=False), make_mlp(), tr, va, sink=quiet.append)
+    monkeypatch.setattr(torch.optim, "Adam", no_fused)
+    run = train(CFG, make_mlp(), tr, va, sink=quiet.append)
+    notes = [line for line in quiet if line.startswith("note:")]
+    assert notes == ["note: fused Adam unavailable (`fused=True` requires all the params to be floating point "
+                     "Tensors (simulated)); running PyTorch's default Adam"]
+    assert run.history.meta["adam"] == "default" and run.history.steps == default.history.steps
+
+
+def test_a_checkpoint_from_before_fused_adam_resumes_on_the_fused_kernel(tmp_path, tiny_task, quiet):
+    # Its optimizer state says fused=None and its config has no fused_adam (the default, True, then applies).
+    _, tr, va = tiny_task
+    half = train(CFG.replace(epochs=2, fused_adam=False), make_mlp(), tr, va, out=tmp_path, sink=quiet.append)
+    state = load_checkpoint(tmp_path)
+    del state["config"]["fused_adam"]
+    assert state["optimizer"]["param_groups"][0]["fused"] is None
+    torch.save(state, tmp_path / CHECKPOINT_FILE)
+    trainer = nbtrain.Trainer(CFG.replace(epochs=4), make_mlp(), tr, va, sink=quiet.append)
+    trainer.resume_from(tmp_path)
+    assert all(g["fused"] is True for g in trainer.optimizer.param_groups)
+    assert all(s["step"].dtype == torch.float32 for s in trainer.optimizer.state.values())
+    run = trainer.fit()
+    assert run.status == "completed" and run.history.meta["adam"] == "fused"
+    assert run.history.steps[: len(half.history.steps)] == half.history.steps
+    assert len(run.history.epochs) == 4
+
+
+def test_resume_refuses_the_other_adam_kernel(tmp_path, tiny_task, quiet):
+    _, tr, va = tiny_task
+    train(CFG.replace(epochs=1), make_mlp(), tr, va, out=tmp_path, sink=quiet.append)
+    with pytest.raises(ValueError, match=r"cannot resume: .*fused_adam: checkpoint True vs config False"):
+        train(CFG.replace(fused_adam=False), make_mlp(), tr, va, resume=tmp_path, sink=quiet.append)
+
+
+def test_compile_leaves_the_adam_kernel_to_fused_adam(monkeypatch, tiny_task, quiet):
+    # compile=True compiles the forward+loss only; fused_adam=False keeps PyTorch's default Adam under it.
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)  # "compiled" = the eager function
+    _, tr, va = tiny_task
+    eager = train(CFG.replace(fused_adam=False), make_mlp(), tr, va, sink=quiet.append)
+    run = train(CFG.replace(compile=True, fused_adam=False), make_mlp(), tr, va, sink=quiet.append)
+    assert run.compile_info == "compiled: forward+loss (torch.compile)"
+    assert run.history.meta["adam"] == "default" and run.history.steps == eager.history.steps
+    fused = train(CFG.replace(compile=True), make_mlp(), tr, va, sink=quiet.append)
+    assert fused.compile_info == "compiled: forward+loss (torch.compile), fused Adam"
+    assert fused.history.meta["adam"] == "fused" and fused.history.steps != eager.history.steps

@@ -38,7 +38,8 @@ class TrainConfig:
     data_seed: int | None = 0  # reference data set (one fixed set, like real data); None: use `seed`
     normalize: bool = True  # reference data: z-score inputs and targets (train-split statistics)
     weight_decay: float = 0.0  # Adam's L2 penalty
-    compile: bool = False  # fast path: torch.compile the forward+loss, fused Adam
+    compile: bool = False  # torch.compile the forward+loss (Adam per fused_adam)
+    fused_adam: bool = True  # Adam's fused kernel; False: PyTorch's default Adam (the runs made before this field)
     device: str = "auto"  # "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:N" or "mps"
     precision: str = "32"  # "32", "bf16-mixed" (autocast) or "16-mixed" (autocast and a GradScaler)
     name: str = ""  # a label for reports and plots
@@ -67,6 +68,7 @@ class TrainConfig:
         _check_bool("normalize", self.normalize)
         _check_number("weight_decay", self.weight_decay, low=0.0)
         _check_bool("compile", self.compile)
+        _check_bool("fused_adam", self.fused_adam)
         _check_device(self.device)
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(map(repr, PRECISIONS))}, got {self.precision!r}")

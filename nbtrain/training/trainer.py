@@ -13,10 +13,11 @@ resolved device (``devices``), the data lives there (``batches``), forward and l
 autocast, and under fp16's loss scaler the gradients are unscaled before the norm and steps
 the scaler skips are recorded as such (``precision``).
 
-Host syncs: one per optimizer step (loss, pre-clip norm, and the loss scale and skip flag
-under a scaler, leave the device together). Batching lives in ``batches``, the step's
-gradient work in ``step``, the fast path in ``fastpath``, the rows and the ``Run`` in
-``records``, the run-folder files in ``runfolder``.
+Adam runs its fused kernel unless ``config.fused_adam`` is False (``fastpath``; the history's
+meta records which under ``"adam"``). Host syncs: one per optimizer step (loss, pre-clip
+norm, and the loss scale and skip flag under a scaler, leave the device together). Batching
+lives in ``batches``, the step's gradient work in ``step``, the fast paths in ``fastpath``,
+the rows and the ``Run`` in ``records``, the run-folder files in ``runfolder``.
 """
 
 from __future__ import annotations
@@ -38,16 +39,9 @@ from .config import TrainConfig
 from .devices import resolve_device
 from .history import History
 from .precision import Precision
-from .records import Run, epoch_line, epoch_row
-from .runfolder import (
-    CHECKPOINT_FILE,
-    CONFIG_FILE,
-    HISTORY_FILE,
-    is_complete_run,
-    load_checkpoint,
-    save_checkpoint,
-    write_status,
-)
+from .records import Run, epoch_label, epoch_line, epoch_row
+from .runfolder import (CHECKPOINT_FILE, CONFIG_FILE, HISTORY_FILE, is_complete_run, load_checkpoint,
+                        save_checkpoint, write_status)
 from .validation import validation_loss
 
 Sink = Callable[[str], None]
@@ -140,6 +134,9 @@ class Trainer:
         if not self.params:
             raise ValueError("model has no trainable parameters")
         self.optimizer, fused_note = fastpath.make_adam(self.params, self.config)
+        self.history.meta["adam"] = fastpath.kernel_name(self.optimizer)
+        if fused_note:
+            self.sink(f"note: {fused_note}")
         self.scheduler = self._make_scheduler()
         self._forward_loss = self._eager_forward_loss
         self.compile_info = ""
@@ -192,6 +189,7 @@ class Trainer:
 
     def load_state_dict(self, state: dict) -> None:
         checkpoint.restore(self, state)
+        self.history.meta["adam"] = fastpath.align_kernel(self.optimizer)
 
     def resume_from(self, path: str | os.PathLike) -> None:
         self.load_state_dict(load_checkpoint(path))
@@ -216,6 +214,7 @@ class Trainer:
         target = self.config.epochs if epochs is None else epochs
         if isinstance(target, bool) or not isinstance(target, int) or target < 1:
             raise ValueError(f"epochs must be a positive int, got {target!r}")
+        self._target_epochs = target  # the total the log lines and progress bar name ("epoch 3 (of 0-6)")
         self._stop_requested = False
         self.model.train()
         if self.out_dir is not None:
@@ -249,7 +248,7 @@ class Trainer:
         if self.progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch}", leave=False)
+            bar = tqdm(total=self.steps_per_epoch, desc=epoch_label(epoch, self._target_epochs), leave=False)
         for i, group in enumerate(grouped(self.train_batches.epoch(epoch), self.config.grad_accum_steps)):
             row = self._optimizer_step_on(group, epoch, i)
             if bar is not None:
@@ -281,7 +280,7 @@ class Trainer:
         if new_lr < old_lr:
             self.sink(f"Learning rate reduced: {old_lr:.4g} -> {new_lr:.4g} (validation loss: {val_loss:.4f})")
             self._cb("on_lr_reduced", old_lr, new_lr, val_loss)
-        self.sink(epoch_line(row, self.config.epochs))
+        self.sink(epoch_line(row, self._target_epochs))
         self.epoch = epoch + 1
         self.save()
         self._cb("on_epoch_end", row)
