@@ -9,7 +9,7 @@ Definitions
 -----------
 changes
     The TrainConfig fields whose value differs from the diagnosed run's config (``IGNORED``
-    fields aside: the name, the seed, the device and the compiled path do not change the
+    fields aside: the name, the seed, the device, the compiled path and the Adam kernel do not change the
     experiment). A run's config is its ``.config`` or the one its history stores; a sweep
     table's row is the config in its ``run_dir`` (``config.json``) when there is one, else the
     diagnosed run's config with the row's TrainConfig columns (and ``epochs`` from
@@ -50,7 +50,7 @@ from .formatting import and_list, sci, sig
 from .settings import Settings
 from .summary import summarize
 
-IGNORED = frozenset({"name", "seed", "device", "compile"})
+IGNORED = frozenset({"name", "seed", "device", "compile", "fused_adam"})
 FIELDS = tuple(f for f in TrainConfig().to_dict() if f not in IGNORED)
 SMALL_FIELDS = ("lr", "min_lr", "weight_decay", "scheduler_threshold")  # shown in scientific notation
 TIE = 0.01
