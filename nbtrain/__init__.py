@@ -58,6 +58,7 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "round1_symptoms": ("nbtrain.diagnosis.symptoms", "round1_symptoms"),
     "summarize": ("nbtrain.diagnosis.summary", "summarize"),
     # probes
+    "LRCheck": ("nbtrain.probes.lr_check", "LRCheck"),
     "LRRangeResult": ("nbtrain.probes.lr_range", "LRRangeResult"),
     "LayerStats": ("nbtrain.probes.layers", "LayerStats"),
     "NoiseScaleResult": ("nbtrain.probes.noise_scale", "NoiseScaleResult"),
@@ -65,18 +66,24 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "estimate_sharpness": ("nbtrain.probes.sharpness", "estimate_sharpness"),
     "gradient_noise_scale": ("nbtrain.probes.noise_scale", "gradient_noise_scale"),
     "layer_stats_dataframe": ("nbtrain.probes.layers", "layer_stats_dataframe"),
+    "check_lr_suggestion": ("nbtrain.probes.lr_check", "check_lr_suggestion"),
     "lr_range_test": ("nbtrain.probes.lr_range", "lr_range_test"),
     "probe_findings": ("nbtrain.probes.findings", "probe_findings"),
     "stability_threshold": ("nbtrain.probes.sharpness", "stability_threshold"),
     # views
     "plots": ("nbtrain.views.plots", None),
     "compare_runs": ("nbtrain.views.compare", "compare_runs"),
+    "format_table": ("nbtrain.views.tables", "format_table"),
     "Dashboard": ("nbtrain.views.dashboard", "Dashboard"),
     # sweeps
     "sweep": ("nbtrain.sweeps.runner", "sweep"),
     "load_sweep": ("nbtrain.sweeps.runner", "load_sweep"),
+    "train_many": ("nbtrain.sweeps.many", "train_many"),
     "sweep_curves": ("nbtrain.sweeps.plots", "sweep_curves"),
     "sweep_heatmap": ("nbtrain.sweeps.plots", "sweep_heatmap"),
+    # the next round
+    "next_round": ("nbtrain.rounds.api", "next_round"),
+    "Round": ("nbtrain.rounds.report", "Round"),
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from .rounds.command import add_next_round_parser
 from .training import presets
 from .training.config import TrainConfig
 
@@ -70,12 +71,27 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
             meta_config = loaded.history.meta.get("config")
             loaded.history.meta["config"] = {**(meta_config if isinstance(meta_config, dict) else {}),
                                              "grad_clip": args.clip}
-    diagnosis = diagnose(loaded.history, config)
+    tried = [_tried(p) for p in args.tried] if args.tried else None  # --tried: alternatives already measured
+    diagnosis = diagnose(loaded.history, config, tried=tried)
     if args.format == "json":
         print(json.dumps(diagnosis.to_dict(), indent=2))
     else:
         print(diagnosis.to_markdown())
     return 0
+
+
+def _diagnose_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--clip", type=float, help="the clip threshold the run used, when the log does not say")
+    p.add_argument("--tried", nargs="+", metavar="RUN", help="alternatives already measured on the same problem "
+                   "(run folders, logs or sweep folders): a suggestion they measured uses their result")
+
+
+def _tried(path: str):
+    """A ``--tried`` path: a sweep folder's table (``load_sweep``), else a run folder or log."""
+    from .logs.loading import load_log
+    from .sweeps.runner import SPEC_FILE, load_sweep
+
+    return load_sweep(path) if (Path(path) / SPEC_FILE).is_file() else load_log(path)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -96,47 +112,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Train round 1 and round 2 from the same seed, diagnose both, write a summary."""
-    from .diagnosis.diagnostics import diagnose
-    from .diagnosis.expectations import check_expectations
-    from .files import atomic_write_text
-    from .training.runfolder import load_run
-    from .training.trainer import train
-    from .views.compare import compare_runs
+    """Train round 1 and round 2 from the same seed, diagnose both, write a summary (``nbtrain.demo``)."""
+    from .demo.runner import run_demo
 
-    out = Path(args.out)
     configs = [presets.ROUND1, presets.ROUND2]
     changes = {k: getattr(args, k) for k in ("epochs", "seed", "device", "precision") if getattr(args, k) is not None}
-    if changes:
-        configs = [c.replace(**changes) for c in configs]
-    for config in configs:
-        print(f"== training {config.name} ({config.label}) -> {out / config.name}", flush=True)
-        train(config, out=out / config.name, progress=args.progress)
-    loaded = [load_run(out / c.name) for c in configs]
-    table = compare_runs(loaded, png=out / "summary.png")
-    before, after = loaded
-    expectations = check_expectations(after.history, after.config, baseline=before.history)
-    parts = [
-        "# nbtrain demo: round 1 vs round 2",
-        "",
-        f"Run folders: `{out / 'round1'}`, `{out / 'round2'}`; plot: `{out / 'summary.png'}`.",
-        "",
-        "## Side by side",
-        "",
-        "```",
-        table.to_string(float_format=lambda v: f"{v:.4g}"),
-        "```",
-        "",
-        "## Round 2: the write-up's expectations, checked",
-        "",
-        expectations.to_markdown(),
-    ]
-    for run in loaded:
-        parts += ["", f"## Diagnosis of {run.name}", "", diagnose(run.history, run.config).to_markdown()]
-    atomic_write_text(out / "summary.md", "\n".join(parts) + "\n")
-    print(table.to_string(float_format=lambda v: f"{v:.4g}"))
-    print(f"\nsummary written to {out / 'summary.md'}")
-    return 0
+    result = run_demo(args.out, [c.replace(**changes) for c in configs], progress=args.progress)
+    return 0 if all(o.status == "completed" for o in result.outcomes) else 1
 
 
 def _device_arguments(p: argparse.ArgumentParser) -> None:
@@ -192,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("markdown", "json"), default="markdown", help="the report's format")
     p.add_argument("--log-format", dest="log_format", choices=log_formats, default="auto",
                    help="the log's format (default: detected from the path)")
-    p.add_argument("--clip", type=float, help="the clip threshold the run used, when the log does not say")
+    _diagnose_options(p)  # --clip, --tried
     p.set_defaults(func=cmd_diagnose)
 
     p = sub.add_parser("compare", help="compare two or more run folders or logs side by side")
@@ -206,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .sweeps.command import add_sweep_parser
 
     add_sweep_parser(sub)
+    add_next_round_parser(sub)
     return parser
 
 

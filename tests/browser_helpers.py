@@ -47,7 +47,8 @@ def free_port() -> int:
 class LabServer:
     """``jupyter lab`` in a subprocess; ``stop()`` always ends it (terminate, then kill)."""
 
-    def __init__(self, root_dir: Path, home: Path, startup_timeout: float = 90.0) -> None:
+    def __init__(self, root_dir: Path, home: Path, startup_timeout: float = 90.0,
+                 user_settings: dict[str, dict] | None = None) -> None:
         self.root_dir = Path(root_dir)
         self.home = Path(home)
         self.port = free_port()
@@ -57,6 +58,11 @@ class LabServer:
         target = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(NOTIFICATION_SETTINGS), encoding="utf-8")
+        # more user settings: {"@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"}, ...}
+        for plugin, values in (user_settings or {}).items():
+            path = settings / f"{plugin}.jupyterlab-settings"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(values), encoding="utf-8")
         env = dict(os.environ)
         # The kernel imports the checkout (until nbtrain is installed in the environment).
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
@@ -92,6 +98,22 @@ class LabServer:
 
     def url(self, path: str) -> str:
         return f"{self.base_url}/{path.lstrip('/')}?token={self.token}"
+
+    def setting(self, plugin: str, key: str):
+        """The value of a JupyterLab setting as this server gives it to the page: the user's
+        setting if any, else the schema's default (which the app's overrides replace)."""
+        with urllib.request.urlopen(self.url(f"lab/api/settings/{plugin}"), timeout=30) as resp:
+            answer = json.load(resp)
+        user = answer.get("settings") or {}
+        return user[key] if key in user else answer["schema"]["properties"][key].get("default")
+
+    def shutdown_kernels(self) -> None:
+        """End every session of this server and the kernel it holds (an opened notebook starts one)."""
+        with urllib.request.urlopen(self.url("api/sessions"), timeout=30) as resp:
+            sessions = json.load(resp)
+        for session in sessions:
+            request = urllib.request.Request(self.url(f"api/sessions/{session['id']}"), method="DELETE")
+            urllib.request.urlopen(request, timeout=30).close()
 
     def log_tail(self, n: int = 4000) -> str:
         try:

@@ -131,12 +131,27 @@ def test_demo_in_a_short_mode_writes_both_runs_and_the_summary(tmp_path, capsys)
         assert status["status"] == "completed" and status["epochs"] == 1
         config = TrainConfig.from_json(folder / "config.json")
         assert config.epochs == 1 and config.name == name and config.lr == lr
-    rows = _table_rows(printed, {"round1", "round2"})
-    assert list(rows) == ["round1", "round2"] and all(r["epochs"] == "1" for r in rows.values())
+    assert "epoch 0 (of 0-0): train" in printed  # epochs count from 0, with the run's range
+    assert "== training round1 (lr 2e-5, clip 2, patience 5, epochs 0-0, seed 0)" in printed
+    lines = printed.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("run "))
+    assert all(len(line) <= 100 for line in lines[header:-1])  # the table, its legend and the verdict
+    rows = {line.split()[0]: line.split() for line in lines[header + 1:header + 3]}
+    assert list(rows) == ["round1", "round2"] and rows["round1"][1] == "2e-5" and rows["round2"][1] == "1e-5"
+    best = {n: min(r["val_loss"] for r in load_run(out / n).history.epochs) for n in rows}
+    assert [float(rows[n][4]) for n in rows] == [pytest.approx(best[n], rel=1e-3) for n in rows]
+    verdict = " ".join(lines[lines.index(next(x for x in lines if x.startswith("Verdict: "))):]).split("summary")[0]
+    assert "Against round1, round2 changed the learning rate from 2e-5 to 1e-5" in verdict
     assert f"summary written to {out / 'summary.md'}" in printed
     summary = (out / "summary.md").read_text()
-    for heading in ("# nbtrain demo: round 1 vs round 2", "## Side by side",
-                    "## Round 2: the write-up's expectations, checked",
+    assert summary.startswith("# nbtrain demo: round 1 vs round 2\n\n**Verdict.** Against round1, round2 changed ")
+    assert "| run | lr | clip | patience | best val |" in summary
+    headings = [line for line in summary.splitlines() if line.startswith("#")]
+    assert headings[0] == "# nbtrain demo: round 1 vs round 2" and all(not h.startswith("# ") for h in headings[1:])
+    for heading in ("## Side by side", "## The write-up's expectations, checked on round2",
                     "## Diagnosis of round1", "## Diagnosis of round2"):
-        assert heading + "\n" in summary
-    assert (out / "summary.png").stat().st_size > 1000
+        assert heading in headings
+    for name in ("round1", "round2"):  # each diagnosis nests under its own heading
+        nested = headings[headings.index(f"## Diagnosis of {name}") + 1]
+        assert nested == "### Issues identified"
+    assert (out / "summary.png").stat().st_size > 10_000

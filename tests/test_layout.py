@@ -31,7 +31,10 @@ ALLOWED = {
     "probes": {"files", "measures", "training", "diagnosis"},
     "views": {"files", "measures", "training", "logs", "diagnosis", "reference"},
     "sweeps": {"files", "measures", "training", "diagnosis", "reference"},
-    "cli": {"files", "measures", "training", "logs", "diagnosis", "reference", "probes", "views", "sweeps"},
+    "rounds": {"files", "measures", "training", "reference", "diagnosis", "probes", "sweeps"},
+    "demo": {"files", "measures", "training", "diagnosis", "views"},
+    "cli": {"files", "measures", "training", "logs", "diagnosis", "reference", "probes", "views", "sweeps", "rounds",
+            "demo"},
     "__main__": {"cli"},
     "__init__": set(),
 }

@@ -1,7 +1,10 @@
 import argparse
 import json
 import os
+import re
 import shutil
+import signal
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -68,6 +71,19 @@ class GpuLoggingModel:
         return tiny_model(seed)
 
 
+def dying_model(seed):
+    """model_fn whose worker dies: SIGKILL on seed 1, a last word and exit code 3 on seed 2, SystemExit on 3."""
+    if seed == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if seed == 2:
+        sys.stderr.write("dying_model: giving up on seed 2\n")
+        sys.stderr.flush()
+        os._exit(3)
+    if seed == 3:
+        raise SystemExit(4)
+    return tiny_model(seed)
+
+
 def fake_pin(index):
     """Stands for ``backends.pin_gpu`` on a machine without CUDA: remembers the slot's GPU."""
     os.environ["NBTRAIN_TEST_GPU"] = str(index)
@@ -132,8 +148,13 @@ def test_notebook_functions_are_refused_by_the_local_backend(tmp_path, monkeypat
 
     from_notebook.__module__ = "__main__"
     from_notebook.__qualname__ = "from_notebook"
-    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))  # an interactive session
-    with pytest.raises(TypeError, match="defined in this notebook .* backend='ray'"):
+    main = types.ModuleType("__main__")  # an interactive session
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    message = r"defined in this notebook, session or script \(__main__\).* backend='ray'"
+    with pytest.raises(TypeError, match=message):
+        sweep(BASE, {"lr": [1e-3]}, out=tmp_path, model_fn=from_notebook, data_fn=tiny_data)
+    main.__file__ = str(tmp_path / "script.py")  # a script: its workers do not import it either
+    with pytest.raises(TypeError, match=message):
         sweep(BASE, {"lr": [1e-3]}, out=tmp_path, model_fn=from_notebook, data_fn=tiny_data)
 
 
@@ -199,11 +220,12 @@ def test_a_trial_matches_a_plain_train_call(local_sweep, tmp_path):
     config = BASE.replace(lr=3e-2, grad_clip=0.5, seed=1)
     import torch
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         run = train(config, tiny_model(1), *tiny_data(1), sink=None)
     finally:
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(threads)
     saved = History.load(Path(row["run_dir"]) / "history.json")
     assert [r["loss"] for r in saved.steps] == [r["loss"] for r in run.history.steps]
     assert row["best_val_loss"] == min(r["val_loss"] for r in run.history.epochs)
@@ -307,6 +329,81 @@ def test_a_checkpoint_of_other_code_is_not_resumed(tmp_path, monkeypatch):
     (run_dir / DONE_FILE).unlink()
     run_trial(trial, tiny_model, tiny_data, single_thread=False)
     assert resumed_from[-1] == run_dir / CHECKPOINT_FILE
+
+
+# -- the local pool from any caller ---------------------------------------------------------------
+# A script WITHOUT a main guard, its model and data functions in a module beside it: the workers
+# must neither re-run the caller nor need its __main__ to be a file.
+CALLER_SCRIPT = """
+import json, sys
+import nbtrain, trialfns
+table = nbtrain.sweep(nbtrain.TrainConfig(lr=1e-2, grad_clip=1.0, epochs=2, batch_size=16, scheduler_patience=0),
+                      {"lr": [1e-2, 3e-2]}, [0], out=OUT, max_workers=1, model_fn=trialfns.model,
+                      data_fn=trialfns.data, progress=False, sink=None)
+print("ROWS", json.dumps(table[["status", "error", "best_val_loss"]].to_dict("records")))
+"""
+TRIAL_FUNCTIONS = """
+from torch.utils.data import TensorDataset
+from tasks import make_mlp, make_regression
+
+def model(seed):
+    return make_mlp(seed=seed)
+
+def data(seed):
+    x, y = make_regression(64, seed=10 + seed)
+    xv, yv = make_regression(16, seed=20 + seed)
+    return TensorDataset(x, y), TensorDataset(xv, yv)
+"""
+
+
+@pytest.mark.parametrize("caller", ["stdin", "dash-c", "script", "ipython"])
+def test_the_local_pool_runs_from_any_caller(caller, tmp_path):
+    (tmp_path / "trialfns.py").write_text(TRIAL_FUNCTIONS)
+    tests_dir = str(Path(__file__).parent)
+    code = f"import sys; sys.path[:0] = [{str(tmp_path)!r}, {tests_dir!r}]; OUT = {str(tmp_path / 'grid')!r}\n"
+    code += CALLER_SCRIPT
+    stdin = None
+    if caller == "stdin":
+        command, stdin = [sys.executable, "-"], code
+    elif caller == "dash-c":
+        command = [sys.executable, "-c", code]
+    elif caller == "script":
+        (tmp_path / "no_main_guard.py").write_text(code)
+        command = [sys.executable, str(tmp_path / "no_main_guard.py")]
+    else:
+        try:
+            import IPython  # noqa: F401
+        except ImportError as exc:
+            unavailable(f"the IPython caller needs IPython (pip install -e '.[dev]'): {exc}")
+        command = [sys.executable, "-m", "IPython", "--quick", "--no-banner", "--colors=NoColor", "-c", code]
+    done = subprocess.run(command, input=stdin, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (line,) = [ln for ln in done.stdout.splitlines() if ln.startswith("ROWS ")]
+    rows = json.loads(line[5:])
+    assert [r["status"] for r in rows] == ["completed", "completed"], rows
+    # the numbers of the same trials run here, in this process
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"trialfns_{caller}", tmp_path / "trialfns.py")
+    fns = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fns)
+    for row, trial in zip(rows, plan(BASE.replace(epochs=2, name=""), {"lr": [1e-2, 3e-2]}, [0], tmp_path / "here")):
+        assert row["best_val_loss"] == run_trial(trial, fns.model, fns.data, single_thread=False)["best_val_loss"]
+
+
+def test_a_worker_that_dies_says_why_and_the_others_go_on(tmp_path):
+    table = sweep(BASE, {"lr": [1e-2]}, [0, 1, 2, 3], out=tmp_path / "grid", max_workers=1, model_fn=dying_model,
+                  data_fn=tiny_data, progress=False, sink=None)
+    assert table["status"].tolist() == ["completed", "failed", "failed", "failed"]
+    errors = table["error"].tolist()
+    assert errors[0] == ""
+    assert re.fullmatch(r"worker failed: the worker process \(pid \d+\) was killed by signal 9 \(SIGKILL\): out of "
+                        r"memory, or killed from outside while running this task", errors[1]), errors[1]
+    assert re.fullmatch(r"worker failed: the worker process \(pid \d+\) exited with code 3 while running this task; "
+                        r"its last error output: dying_model: giving up on seed 2", errors[2]), errors[2]
+    assert re.fullmatch(r"worker failed: SystemExit: 4 \(at test_sweep.py:\d+\)", errors[3]), errors[3]
+    # nothing is recorded for the failed trials: the next call of the sweep tries them again
+    assert [(Path(d) / DONE_FILE).is_file() for d in table["run_dir"]] == [True, False, False, False]
 
 
 # -- GPUs: where each trial runs (CUDA's presence patched; no GPU needed) -----------------------
@@ -513,7 +610,7 @@ def test_heatmap_annotates_mean_and_spread():
     assert "n=5" in "".join(texts)  # the diverged run is left out...
     assert "1 run(s) without a value left out" in ax.get_title()  # ...and counted
     assert "mean over seeds, scheduler_patience" in ax.get_title()
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["2.0", "3.0"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["2", "3"]  # grid values as people write them
 
     import matplotlib.pyplot as plt
 
@@ -547,7 +644,7 @@ def test_small_multiples_from_the_run_folders(local_sweep):
     fig = sweep_curves(table)
     assert isinstance(fig, matplotlib.figure.Figure)
     axes = np.array(fig.axes).reshape(2, 4)
-    assert axes[0][0].get_title() == "lr=0.01\nclip=0.5"
+    assert axes[0][0].get_title() == "lr 1e-2\nclip 0.5"
     assert len(axes[0][0].lines) == 2  # one line per seed
     first = Path(table["run_dir"][0]) / "history.json"
     from nbtrain import History

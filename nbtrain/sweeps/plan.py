@@ -8,7 +8,6 @@ where ``config_label`` names the grid point with the short names of ``SHORT_NAME
 from __future__ import annotations
 
 import itertools
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -155,11 +154,10 @@ def check_callable(name: str, fn: Any, backend: str) -> None:
             f"{name} {shown!r} is a lambda or a nested function: the local backend's worker processes cannot "
             "import it. Define it at the top level of a module (.py file)"
         )
-    main = sys.modules.get("__main__")
-    if getattr(target, "__module__", None) == "__main__" and not hasattr(main, "__file__"):
+    if getattr(target, "__module__", None) == "__main__":  # the workers never import the caller's __main__
         raise TypeError(
-            f"{name} {shown!r} is defined in this notebook or interactive session: the local backend's worker "
-            "processes cannot import it. Put it in a .py module next to the notebook and import it from there, "
+            f"{name} {shown!r} is defined in this notebook, session or script (__main__): the local backend's "
+            "worker processes cannot import it. Put it in a .py module next to the notebook and import it from there, "
             "or use backend='ray' (which ships notebook functions by value)"
         )
 

@@ -62,13 +62,15 @@ def empty_row(trial: Trial) -> dict:
     return row
 
 
-def worker_failed_row(trial: Trial, exc: BaseException) -> dict:
-    """The row of a trial whose worker died (nothing recorded: the next call tries it again)."""
+def worker_failed_row(trial: Trial, cause: BaseException | str) -> dict:
+    """The row of a trial whose worker died or raised (nothing recorded: the next call tries it again).
+
+    ``cause``: what the backend knows of it, as text (the exit code or signal of a local worker,
+    with its last error line; the exception a task raised) or as the exception itself.
+    """
     row = empty_row(trial)
-    row["error"] = f"worker failed: {type(exc).__name__}: {exc}"
-    if type(exc).__name__ == "BrokenProcessPool":
-        row["error"] += (" (a worker process died or could not start: out of memory? In a script, call "
-                         "sweep() under `if __name__ == '__main__':`, which spawned workers need)")
+    text = cause if isinstance(cause, str) else f"{type(cause).__name__}: {cause}"
+    row["error"] = f"worker failed: {text}"
     return row
 
 
