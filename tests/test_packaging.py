@@ -1,8 +1,12 @@
-"""The conda environment and pyproject.toml must name the same dependencies."""
+"""The conda environment and pyproject.toml must name the same dependencies; the notebooks ship
+with the outputs of a run."""
 
+import json
 import re
 import tomllib
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CONDA_NAMES = {"pytorch": "torch"}  # conda-forge name -> PyPI name
@@ -57,3 +61,23 @@ def test_python_floor_is_true_and_matches_the_environment():
     assert version >= (3, 11), f"requires-python {floor!r} is below 3.11, but the tests import tomllib"
     pinned = re.search(r"^  - python=(\d+)\.(\d+)\s*$", (ROOT / "environment.yml").read_text(), re.M)
     assert pinned and (int(pinned.group(1)), int(pinned.group(2))) == version
+
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+MAX_NOTEBOOK_BYTES = 1_500_000  # stored outputs kept small: figures at a modest dpi
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_stores_the_outputs_of_a_run(path):
+    # A reader sees results without running anything: every code cell was executed (in order,
+    # from one kernel), the notebook shows output, no output is an error, and the file stays small.
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    counts = [c["execution_count"] for c in code]
+    assert None not in counts, f"{path.name}: {counts.count(None)} code cell(s) never executed"
+    assert counts == sorted(counts) and len(set(counts)) == len(counts), f"{path.name}: cells ran out of order: {counts}"
+    assert any(c["outputs"] for c in code), f"{path.name}: no stored output"
+    errors = [o.get("ename") for c in code for o in c["outputs"] if o["output_type"] == "error"]
+    assert not errors, f"{path.name}: stored errors {errors}"
+    size = path.stat().st_size
+    assert size < MAX_NOTEBOOK_BYTES, f"{path.name} is {size:,} bytes (limit {MAX_NOTEBOOK_BYTES:,})"
