@@ -1,7 +1,8 @@
 """How responsive is the dashboard, and how much does live plotting slow training?
 
 Measures, over alternating repetitions in one process (headless, dashboard, dashboard,
-headless, ...):
+headless, ...), for each torch thread count in ``--threads`` (default ``1,all``: one
+thread, then every core; the counts alternate within each repetition too):
 
 * first plot: seconds from pressing Train (calling the button's click handler) to the
   first plot that shows a step of the new run (target < 1 s);
@@ -14,22 +15,29 @@ headless, ...):
   threads in the main thread were seen running 5-10x slower than the same training
   in a worker thread, which would otherwise be mistaken for a speed-up by the dashboard.
 * CPU: process CPU seconds from the start to the end of training, for both. On a shared
-  machine this is the steadier measure of what live plotting costs.
+  machine this is the steadier measure of what live plotting costs in the kernel.
 * helper CPU per redraw: the plot helper process's own CPU time for each redraw of the
   measured dashboard runs (``PlotProcess.cpu_seconds``: process time around updating its
   kept figure and encoding the PNG; target < 50 ms), next to the kernel's CPU per redraw
-  (the thread time of sending the rows and reading back the PNG).
+  (the thread time of sending the rows and reading back the PNG), the redraws per second,
+  and the helper's busy share: its CPU over the dashboard run's training time.
 
-It runs the reference experiment (``--epochs`` of ROUND2, default 1); ``--synthetic``
-uses a stand-in of the same shape instead: an MLP 48 -> 560 -> 560 -> 560 -> 3 (about
-660K parameters) on 6,000 random training windows, batch 8 (750 optimizer steps per epoch).
+The dashboard is made with ``--dashboard-threads`` (default ``none``: torch keeps the
+thread count being measured, so "all cores" means the plots compete with torch for every
+core; ``auto`` is the dashboard's default). It runs the reference experiment
+(``--epochs`` of ROUND2, default 1); ``--synthetic`` uses a stand-in of the same shape
+instead: an MLP 48 -> 560 -> 560 -> 560 -> 3 (about 660K parameters) on 6,000 random
+training windows, batch 8 (750 optimizer steps per epoch). It measures whichever nbtrain
+is first on the path, so the same script compares two checkouts:
 
-    PYTHONPATH=. python benchmarks/bench_widgets.py --reps 3
+    PYTHONPATH=. python benchmarks/bench_widgets.py --reps 5 --threads 1,all
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import statistics
 import threading
 import time
@@ -79,127 +87,140 @@ class CpuClock(Callback):
 
 def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=3, help="pairs of (headless, dashboard) runs")
+    parser.add_argument("--reps", type=int, default=3, help="pairs of (headless, dashboard) runs per thread count")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--synthetic", action="store_true", help="train a synthetic stand-in, not the reference")
     parser.add_argument("--main-thread", action="store_true", help="also time a headless run in the main thread")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
-    parser.add_argument("--dashboard-threads", default="auto",
-                        help="the dashboard's threads argument: auto (default), none, or a number")
-    return parser.parse_args()
+    parser.add_argument("--threads", default="1,all",
+                        help="torch CPU thread counts, comma-separated ('all': every core); default 1,all")
+    parser.add_argument("--dashboard-threads", default="none",
+                        help="the dashboard's threads argument: none (default: torch's setting), auto, or a number")
+    args = parser.parse_args()
+    args.thread_counts = [os.cpu_count() or 1 if t.strip() == "all" else int(t) for t in args.threads.split(",")]
+    return args
 
 
-def main() -> None:
-    args = _parse_args()
-    torch.set_num_threads(args.threads)
+class Bench:
+    """The runs of one benchmark: a headless and a dashboard run of ``config``, measured."""
 
-    config = presets.ROUND2.replace(epochs=args.epochs)
-    if not args.synthetic:
-        what = f"reference experiment, ROUND2, {args.epochs} epoch(s)"
-        model_fn, train_data, val_data = None, None, None
-    else:
-        what = f"SYNTHETIC stand-in: 48-560-560-560-3 MLP, 6,000 samples, ROUND2, {args.epochs} epoch(s)"
-        model_fn, train_data, val_data = _synthetic()
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.config = presets.ROUND2.replace(epochs=args.epochs)
+        if args.synthetic:
+            self.what = f"SYNTHETIC stand-in: 48-560-560-560-3 MLP, 6,000 samples, ROUND2, {args.epochs} epoch(s)"
+            self.model_fn, self.train_data, self.val_data = _synthetic()
+        else:
+            self.what = f"reference experiment, ROUND2, {args.epochs} epoch(s)"
+            self.model_fn, self.train_data, self.val_data = None, None, None
+        self.headless_cpu, self.live_cpu = CpuClock(), CpuClock()
+        dash_threads = {"auto": "auto", "none": None}.get(args.dashboard_threads.lower(), args.dashboard_threads)
+        self.board = Dashboard(self.model_fn, self.train_data, self.val_data, callbacks=[self.live_cpu],
+                               threads=dash_threads if dash_threads in ("auto", None) else int(dash_threads))
+        self.board.load(self.config)
 
-    def headless_here(clock: CpuClock | None = None) -> float:
+    def headless_here(self, clock: CpuClock | None = None) -> float:
         model = None
-        if model_fn is not None:
-            torch.manual_seed(config.seed)
-            model = model_fn()
-        run = nbtrain.train(config, model, train_data, val_data, sink=None, callbacks=[clock] if clock else [])
+        if self.model_fn is not None:
+            torch.manual_seed(self.config.seed)
+            model = self.model_fn()
+        run = nbtrain.train(self.config, model, self.train_data, self.val_data, sink=None,
+                            callbacks=[clock] if clock else [])
         return _fit_seconds(run)
 
-    def headless() -> float:  # in a worker thread, like the dashboard's run
+    def headless(self) -> float:  # in a worker thread, like the dashboard's run
         result = []
-        worker = threading.Thread(target=lambda: result.append(headless_here(headless_cpu)))
+        worker = threading.Thread(target=lambda: result.append(self.headless_here(self.headless_cpu)))
         worker.start()
         worker.join()
         return result[0]
 
-    headless_cpu, live_cpu = CpuClock(), CpuClock()
-    dash_threads = {"auto": "auto", "none": None}.get(args.dashboard_threads.lower())
-    if dash_threads is None and args.dashboard_threads.lower() != "none":
-        dash_threads = int(args.dashboard_threads)
-    board = Dashboard(model_fn, train_data, val_data, callbacks=[live_cpu], threads=dash_threads)
-    board.load(config)
-
-    def live() -> tuple[float, float, int]:
+    def live(self) -> dict:
+        board = self.board
         board.clear_history()
+        plotter = board.drawing.plotter
+        helper_from = len(plotter.cpu_seconds) if plotter is not None else 0
+        kernel_from = len(board.render_seconds)
         board.train_button.click()  # what a click in the browser runs
         if not board.wait(3600):
             raise RuntimeError("the dashboard run did not finish")
-        run = board.runs[-1]
-        timing = board.timings[-1]
-        return _fit_seconds(run), timing["first_plot_s"], timing["redraws"]
-
-    print(f"bench_widgets: {what}")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; warming up...")
-    headless()  # first-run costs (imports, allocator, data) out of the way
-    live()
-    plotter = board.drawing.plotter  # the plot helper (None: plots drawn in this process)
-    helper_from = len(plotter.cpu_seconds) if plotter is not None else 0
-    m = _alternate(args.reps, headless, live, headless_here if args.main_thread else None)
-    m.update({"cpu_plain": headless_cpu.seconds[1:], "cpu_dash": live_cpu.seconds[1:],  # without the warm-up runs
-              "render": board.render_seconds[1:], "helper": _helper_cpu(board, plotter, helper_from)})
-    _print_table(args.reps, m)
+        run, timing = board.runs[-1], board.timings[-1]
+        fit = _fit_seconds(run)
+        helper = list(plotter.cpu_seconds[helper_from:]) if plotter is not None and plotter.alive else []
+        if plotter is None or not plotter.alive:
+            print(f"note: no helper CPU per redraw; the plots were drawn in this process ({board.plot_note})")
+        return {"dash": fit, "first": timing["first_plot_s"], "redraws": timing["redraws"],
+                "rate": timing["redraws"] / fit, "helper": helper, "helper_share": sum(helper) / fit,
+                "render": list(board.render_seconds[kernel_from:])}
 
 
-def _alternate(reps: int, headless, live, main_thread=None) -> dict:
-    """``reps`` pairs of headless and dashboard runs, alternating which goes first."""
-    m = {"plain": [], "dash": [], "first": [], "redraws": [], "main_thread": []}
-    for i in range(reps):
-        order = ("headless", "live") if i % 2 == 0 else ("live", "headless")
-        for kind in order + (("main",) if main_thread else ()):
-            if kind == "headless":
-                m["plain"].append(headless())
-            elif kind == "main":
-                m["main_thread"].append(main_thread())
-            else:
-                for key, value in zip(("dash", "first", "redraws"), live()):
-                    m[key].append(value)
-        extra = f", headless in the main thread {m['main_thread'][-1]:.2f} s" if main_thread else ""
-        print(f"  rep {i + 1}: headless {m['plain'][-1]:.2f} s, dashboard {m['dash'][-1]:.2f} s, "
-              f"first plot {m['first'][-1]:.2f} s, {m['redraws'][-1]} redraws{extra}", flush=True)
-    return m
+def main() -> None:
+    args = _parse_args()
+    bench = Bench(args)
+    print(f"bench_widgets: {bench.what}; nbtrain from {os.path.dirname(nbtrain.__file__)}")
+    print(f"torch {torch.__version__}, thread counts {args.thread_counts}, dashboard threads "
+          f"{args.dashboard_threads}; warming up...")
+    results = {}
+    for threads in args.thread_counts:
+        torch.set_num_threads(threads)
+        bench.headless()  # first-run costs (imports, allocator, data) out of the way
+        bench.live()
+        results[threads] = {"plain": [], "cpu_plain": [], "cpu_dash": [], "main_thread": []}
+    for i in range(args.reps):
+        for threads in args.thread_counts:
+            torch.set_num_threads(threads)
+            _pair(i, threads, bench, results[threads], args.main_thread)
+    for threads in args.thread_counts:
+        _print_table(args, threads, results[threads])
 
 
-def _helper_cpu(board, plotter, start: int) -> list[float]:
-    """The helper's CPU seconds per redraw since ``start`` (empty, with a note, when the
-    plots were drawn in this process)."""
-    if plotter is None or board.drawing.plotter is not plotter:
-        print(f"note: no helper CPU per redraw; the plots were drawn in this process ({board.plot_note})")
-        return []
-    return plotter.cpu_seconds[start:]
+def _pair(i: int, threads: int, bench: Bench, m: dict, main_thread: bool) -> None:
+    """One headless and one dashboard run, alternating which goes first."""
+    order = ("headless", "live") if i % 2 == 0 else ("live", "headless")
+    for kind in order:
+        if kind == "headless":
+            m["plain"].append(bench.headless())
+            m["cpu_plain"].append(bench.headless_cpu.seconds[-1])
+        else:
+            for key, value in bench.live().items():
+                m.setdefault(key, []).append(value)
+            m["cpu_dash"].append(bench.live_cpu.seconds[-1])
+    if main_thread:
+        m["main_thread"].append(bench.headless_here())
+    extra = f", headless in the main thread {m['main_thread'][-1]:.2f} s" if main_thread else ""
+    print(f"  rep {i + 1}, {threads} thread(s): headless {m['plain'][-1]:.2f} s, dashboard {m['dash'][-1]:.2f} s, "
+          f"first plot {m['first'][-1]:.2f} s, {m['redraws'][-1]} redraws{extra}", flush=True)
 
 
-def _print_table(reps: int, m: dict) -> None:
+def _print_table(args: argparse.Namespace, threads: int, m: dict) -> None:
     """The measurements as a Markdown table: median, min and max of each, and its target."""
 
     def row(name, values, target="", scale=1.0):
         values = values or [float("nan")]
         return name, scale * statistics.median(values), scale * min(values), scale * max(values), target
 
-    slowdown = [d / p - 1 for d, p in zip(m["dash"], m["plain"])]
-    cpu_slowdown = [d / p - 1 for d, p in zip(m["cpu_dash"], m["cpu_plain"])]
+    flat = [x for xs in m["helper"] for x in xs]
     rows = [
         row("first plot after Train (s)", m["first"], "< 1 s"),
         row("training, headless in a thread (s)", m["plain"]),
         row("training, dashboard (s)", m["dash"]),
-        row("slowdown from live plots (%)", slowdown, "<= 5 %", 100),
+        row("slowdown from live plots (%)", [d / p - 1 for d, p in zip(m["dash"], m["plain"])], "<= 5 %", 100),
         row("CPU, headless (s)", m["cpu_plain"]),
         row("CPU, dashboard (s)", m["cpu_dash"]),
-        row("extra CPU from live plots (%)", cpu_slowdown, "<= 5 %", 100),
+        row("extra CPU from live plots (%)", [d / p - 1 for d, p in zip(m["cpu_dash"], m["cpu_plain"])], "", 100),
         row("redraws per run", m["redraws"]),
+        row("redraws per second of training", m["rate"]),
         *([row("training, headless in the main thread (s)", m["main_thread"])] if m["main_thread"] else []),
-        row("CPU per redraw in this process (s)", m["render"]),
-        row("helper CPU per redraw (ms)", m["helper"], "< 50 ms", 1000),
+        row("kernel CPU per redraw (ms)", [x for xs in m["render"] for x in xs], "", 1000),
+        row("helper CPU per redraw (ms)", flat, "< 50 ms", 1000),
+        row("helper busy (% of training time)", m["helper_share"], "", 100),
     ]
     print()
-    when = time.strftime("%Y-%m-%d %H:%M")
-    print(f"| measure | median | min | max | target |  ({reps} alternating pairs; {when})")
+    print(f"{args.reps} alternating pairs, {threads} torch thread(s), dashboard threads {args.dashboard_threads}; "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M')}")
+    print("| measure | median | min | max | target |")
     print("|---|---|---|---|---|")
     for name, med, lo, hi, target in rows:
         print(f"| {name} | {med:.3g} | {lo:.3g} | {hi:.3g} | {target} |")
+
 
 if __name__ == "__main__":
     main()

@@ -5,13 +5,14 @@ the run measurements of ``nbtrain.measures``, and a helper that never loads torc
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 
 import pytest
 
 from nbtrain import measures, presets
 from nbtrain.training.config import TrainConfig
-from nbtrain.views import liveplot, plotprocess
+from nbtrain.views import livekey, livepanel, liveplot, plotprocess
 from nbtrain.views.liveplot import LiveFigure, render_png
 from nbtrain.views.plotprocess import PlotProcess, PlotProcessError
 
@@ -99,8 +100,8 @@ def test_the_clipped_share_and_no_run_yet_and_clipping_off_are_drawn():
     high = [(1, "#1", presets.ROUND1, [{**r, "clipped": not r["clipped"]} for r in steps], _epochs(3), 10, True)]
     pictures = [figure.render(low), figure.render(high)]  # the legend's box kept, its share rewritten
     assert pictures[0] != pictures[1] and pictures == [render_png(low, figsize=size), render_png(high, figsize=size)]
-    labels = [ln.get_label() for ln in figure.axes[1].get_lines() if ln.get_label().startswith("clip")]
-    assert labels == ["clip 2 (67% of steps clipped)"]
+    notes = [t.get_text() for t in figure.axes[1].texts if t.get_text().startswith("clip")]
+    assert notes == ["clip 2: 67% of steps clipped"]
     figure.render([(1, "#1", {"grad_clip": None, "scheduler": "none"}, steps, _epochs(3), 10, True)])
     assert [t.get_text() for t in figure.axes[1].texts] == ["clipping off"]
 
@@ -189,11 +190,11 @@ def test_live_plots_show_the_measured_clip_share_and_lr_cuts():
     figure.render([(1, "#1", presets.ROUND1, steps, epochs, 10, True)])
     axes = figure.axes
     share, _ = measures.clip_fraction(clipped=[r["clipped"] for r in steps])
-    clip_labels = [ln.get_label() for ln in axes[1].get_lines() if ln.get_label().startswith("clip")]
-    assert clip_labels == [f"clip 2 ({share:.0%} of steps clipped)"]
+    notes = [t.get_text() for t in axes[1].texts if t.get_text().startswith("clip")]
+    assert notes == [f"clip 2: {share:.0%} of steps clipped"]
     # One cut, where measures.lr_cuts finds it (epoch 1), not one per epoch below its lr_start.
     assert measures.lr_cuts([r["lr"] for r in epochs], start=1e-5) == [(1, 1e-5, 5e-6)]
-    assert [t.get_text() for t in axes[2].texts] == ["1.0e-05 -> 5.0e-06"]
+    assert [t.get_text() for t in axes[2].texts] == ["1e-5 -> 5e-6"]
     assert [ln.get_xdata()[0] for ln in axes[2].get_lines() if ln.get_linestyle() == ":"] == [2]
     # No cut marks for a scheduler other than the plateau one.
     figure.render([(1, "#1", {"grad_clip": None, "scheduler": "none"}, steps, epochs, 10, True)])
@@ -212,5 +213,89 @@ def test_a_helper_that_hangs_is_killed_after_the_reply_timeout():
         with pytest.raises(PlotProcessError, match="stopped answering"):
             proc.render([])
         assert not proc.alive
+    finally:
+        proc.close()
+
+
+# -- readable at the picture's size ---------------------------------------------------------
+def _two_runs() -> list[tuple]:
+    """An earlier run (constant LR 1e-5) and the current one (2e-5, cut to 2e-6 after epoch 1)."""
+    current = [{**r, "lr": 2e-5 if r["epoch"] < 2 else 2e-6} for r in _steps(30)]
+    epochs = [{**r, "lr_start": 2e-5 if r["epoch"] < 2 else 2e-6, "lr": 2e-5 if r["epoch"] < 1 else 2e-6}
+              for r in _epochs(3)]
+    earlier = [{**r, "lr": 1e-5} for r in _steps(40)]
+    return [(1, "#1 lr 1e-5, clip 3, patience 3", presets.ROUND2, earlier, [{**r, "lr": 1e-5, "lr_start": 1e-5}
+                                                                          for r in _epochs(4)], 10, False),
+            (2, "#2 lr 2e-5, clip 2, patience 5", presets.ROUND1, current, epochs, 10, True)]
+
+
+def test_the_picture_is_as_wide_as_shown_and_its_texts_are_at_least_9_pt():
+    figure = LiveFigure()
+    png = figure.render(_two_runs())
+    width, height = struct.unpack(">II", png[16:24])
+    assert width == round(liveplot.FIGSIZE[0] * liveplot.DPI) == 1000
+    assert height > liveplot.FIGSIZE[1] * liveplot.DPI  # the key's rows under the panels
+    for ax in figure.axes:
+        texts = [ax.title, ax.xaxis.label, *ax.texts, *ax.get_xticklabels(), *ax.get_yticklabels()]
+        sizes = {t.get_text(): t.get_fontsize() for t in texts if t.get_text()}
+        assert len(sizes) >= 4 and min(sizes.values()) >= 9, sizes
+    key_texts = [t for legend in figure.key.figure.legends for t in legend.get_texts()]
+    assert [t.get_text() for t in key_texts[:2]] == ["#1 lr 1e-5, clip 3, patience 3", "#2 lr 2e-5, clip 2, patience 5"]
+    assert min(t.get_fontsize() for t in key_texts) >= 9
+    assert not any(ax.get_legend() for ax in figure.axes)  # no legend over the data
+
+
+def test_the_lr_axis_is_labelled_at_the_lrs_in_use():
+    figure = LiveFigure()
+    figure.render(_two_runs())
+    assert [t.get_text() for t in figure.axes[2].get_yticklabels()] == ["2e-6", "1e-5", "2e-5"]
+    assert [t.get_text() for t in figure.axes[2].texts] == ["2e-5 -> 2e-6"]
+    figure.render([(1, "#1", presets.ROUND1, _steps(12), [], 10, True)])  # a constant LR, mid-axis
+    ax = figure.axes[2]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["1e-5"]  # (_steps's LR drops at step 15)
+    low, high = ax.get_ylim()
+    assert low < 1e-5 / 2 and 1e-5 * 2 < high
+    assert liveplot.plot_settings(presets.ROUND1) and livepanel.lr_text(3.16e-4) == "3.16e-4"
+    assert livepanel.lr_text(2e-05) == "2e-5" and livepanel.lr_text(0.5) == "5e-1"
+
+
+def test_epochs_are_numbered_from_0_on_the_x_axis():
+    figure = LiveFigure()
+    figure.render([(1, "#1", presets.ROUND1, _steps(25), _epochs(2), 10, True)])  # in epoch 2 of 0-2
+    for ax in figure.axes:
+        assert ax.get_xlim() == (0.0, 3.0)
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1", "2"]
+        assert list(ax.get_xticks()) == [0.5, 1.5, 2.5]  # mid-span; the spans' ends are the grid
+        assert list(ax.get_xticks(minor=True)) == [0, 1, 2, 3]
+    val = [ln for ln in figure.axes[0].get_lines() if ln.get_linestyle() == "--"]
+    assert [list(ln.get_xdata()) for ln in val] == [[0.5, 1.5]]  # epoch 0's validation loss above "0"
+
+
+def test_the_key_names_each_run_and_only_the_line_styles_shown():
+    figure = LiveFigure((6.0, 2.0))
+    snap = _two_runs()
+    figure.render(snap)
+    runs, styles = livekey.key_entries([liveplot.run_curves(*item) for item in snap])
+    assert [r[:2] for r in runs] == [(1, "#1 lr 1e-5, clip 3, patience 3"), (2, "#2 lr 2e-5, clip 2, patience 5")]
+    assert styles == ("step", "train", "val", "clip", "cut", "faint")
+    draws = figure.key.draws
+    grown = [snap[0], (*snap[1][:3], _steps(31), *snap[1][4:])]
+    figure.render(grown)  # one more step: the same key, not drawn again
+    assert figure.key.draws == draws
+    plain = [(1, "#1", {"grad_clip": None, "scheduler": "none"}, _steps(5), [], 10, True)]
+    assert livekey.key_entries([liveplot.run_curves(*item) for item in plain])[1] == ("step",)
+    assert figure.render(plain) == render_png(plain, figsize=(6.0, 2.0))
+    assert figure.key.draws == draws + 1
+
+
+def test_the_helper_runs_at_a_lower_priority_than_the_kernel():
+    import os
+
+    proc = PlotProcess()
+    try:
+        assert proc.wait_ready(60), "the plot helper did not start"
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, proc._proc.pid) == min(19, ours + plotprocess.NICENESS)
+        assert plotprocess.NICENESS > 0
     finally:
         proc.close()

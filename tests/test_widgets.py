@@ -6,6 +6,7 @@ plots are rendered small. Nothing here needs a browser (see test_browser.py for 
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 
@@ -19,7 +20,10 @@ from nbtrain.training.callbacks import Callback
 from nbtrain.training.config import TrainConfig
 from nbtrain.training.devices import resolve_device
 from nbtrain.views.dashboard import Dashboard
-from nbtrain.views.dashboard.report import markdown_to_html
+from nbtrain.training.records import epoch_line
+from nbtrain.views.dashboard.layout import TEXT_FALLBACK
+from nbtrain.views.dashboard.report import heading, markdown_to_html, running_status
+from nbtrain.views.dashboard.session import RunRecord
 from nbtrain.views.liveplot import render_png
 
 PNG = b"\x89PNG"
@@ -154,16 +158,17 @@ def test_run_uses_exactly_the_chosen_settings():
     assert bytes(d.plot.value).startswith(PNG)
     assert d.status.startswith("Run #1 completed: 2 epoch(s), 8 steps")
     assert d.error == ""
-    assert "epoch 1/1: train" in d.log
+    assert epoch_line(run.history.epochs[-1], 2) in d.log  # the trainer's own line for epoch 1 (of 0-1)
     assert d.controls is not None and not d.train_button.disabled and d.stop_button.disabled
 
 
 def test_plots_are_redrawn_during_a_multi_epoch_run():
-    # 12 steps of at least 0.15 s: long enough for several redraws on a crowded machine,
+    # 12 steps of at least 0.3 s: long enough for several redraws on a crowded machine,
     # where one redraw can take a few tenths of a second.
-    d = _dash(callbacks=[Sleepy(0.15)])
+    d = _dash(callbacks=[Sleepy(0.3)])
     try:
         assert d.drawing.plotter is not None and d.drawing.plotter.wait_ready(60)
+        d.pacer.share = 1.0  # no budget: redraw as often as refresh_interval allows
         _set(d, epochs=3, lr=1e-3)
         before = d.redraw_count
         d.train()
@@ -305,9 +310,9 @@ def test_lr_cuts_are_logged_and_diagnosis_shown():
     assert [r["lr"] for r in run.history.epochs][:2] == [1e-4, pytest.approx(1e-5)]
     assert "Learning rate reduced: 0.0001 -> 1e-05 (validation loss:" in d.log
     html = d.diagnosis_html
-    assert html.startswith("<h4>Run #1:")
+    assert html.startswith(heading(0, "Run #1: lr 1e-4, clip 2, patience 0 (completed)"))  # the number once
     assert "Diagnosis failed:" not in html and "Expectations failed:" not in html, html
-    assert "<h4>Training diagnosis</h4>" in html  # nbtrain.diagnose's report, headings made smaller
+    assert heading(1, "Training diagnosis") in html  # nbtrain.diagnose's report, under the run's header
     assert "<table>" in html  # the expectation verdicts
 
 
@@ -385,6 +390,7 @@ def test_display_shows_the_widget_tree():
     bundle = d._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == d.widget.model_id
+    assert bundle["text/plain"] == TEXT_FALLBACK  # what a notebook opened without running it shows
 
 
 # -- input checks ------------------------------------------------------------------------
@@ -423,11 +429,16 @@ def test_render_png_draws_empty_and_partial_runs():
 MARKDOWN = "# Title\n\n| a | b |\n|---|---|\n| 1 | <b> |\n"
 
 
-def test_markdown_to_html_makes_tables_and_small_headings():
+def test_markdown_to_html_makes_tables_and_headings_no_smaller_than_text():
     import mistune  # noqa: F401  (JupyterLab, in the dev extras, brings it)
 
-    out = markdown_to_html(MARKDOWN)
-    assert "<h4>Title</h4>" in out and "<table>" in out
+    out = markdown_to_html(MARKDOWN + "\n## Part\n\ntext\n\n### Detail\n")
+    assert "<table>" in out
+    found = re.findall(r'<(h[4-6]) style="font-size:([0-9.]+)em[^>]*>(\w+)</h[4-6]>', out)
+    assert [(tag, text) for tag, _size, text in found] == [("h4", "Title"), ("h5", "Part"), ("h6", "Detail")]
+    # Browsers draw a plain h5 or h6 smaller than the text around it; these never are.
+    assert [float(size) for _tag, size, _text in found] == [1.2, 1.1, 1.0]
+    assert heading(0, "Run #1").startswith('<h3 style="font-size:1.3em')
 
 
 def test_markdown_to_html_without_mistune_shows_escaped_text(monkeypatch):
@@ -500,3 +511,109 @@ def test_a_run_leaves_the_plot_helper_a_core_and_restores_torch_threads(monkeypa
         torch.set_num_threads(original)
     with pytest.raises(ValueError, match=r"threads must be 'auto', None or an int >= 1, got 0"):
         _dash(threads=0)
+
+
+# -- the status line and labels ------------------------------------------------------------------
+def test_the_status_line_numbers_epochs_from_0_and_labels_say_the_run_number_once():
+    record = RunRecord(index=2, config=presets.ROUND1, device="cpu")
+    assert running_status(record) == ""  # before the first step
+    record.steps_per_epoch = 500
+    record.steps = [{}] * 1750  # 3 epochs and a half done
+    text = running_status(record)
+    assert text.startswith("Run #2: epoch 3 (of 0-6), 1,750 steps done, ") and text.endswith("(cpu, precision 32)")
+    record.steps = [{}] * 3500  # the last step: still epoch 6, never "epoch 7"
+    assert running_status(record).startswith("Run #2: epoch 6 (of 0-6), ")
+    assert record.label == "#2 lr 2e-5, clip 2, patience 5" and record.settings == "lr 2e-5, clip 2, patience 5"
+    other = RunRecord(index=3, config=presets.COSINE_WARM_RESTARTS.replace(grad_clip=None, lr=3.16e-4))
+    assert other.label == "#3 lr 3.16e-4, clip off, cosine_warm_restarts"
+
+
+# -- how often it redraws -----------------------------------------------------------------------
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_redraws_are_spaced_by_what_they_cost():
+    from nbtrain.views.dashboard import DRAW_SHARE, RedrawPacer
+
+    clock = FakeClock()
+    pacer = RedrawPacer(0.5, share=0.03, window=3, clock=clock)
+    assert DRAW_SHARE == 0.03
+    assert pacer.wait() == 0.0 and pacer.interval() == 0.5  # nothing measured yet: the floor
+    pacer.began()
+    pacer.record(0.002, 0.028)  # 30 ms of CPU in all: the next may begin 1 s after this one began
+    assert pacer.interval() == pytest.approx(1.0)
+    clock.now += 0.4
+    assert pacer.wait() == pytest.approx(0.6)
+    clock.now += 0.6
+    assert pacer.wait() == 0.0
+    pacer.began()
+    pacer.record(0.0, 0.090)  # a dearer redraw (a busier machine): the mean of the last three
+    pacer.record(0.0, 0.090)
+    assert pacer.cost == pytest.approx((0.030 + 0.090 + 0.090) / 3)
+    assert pacer.interval() == pytest.approx(pacer.cost / 0.03)
+    pacer.record(0.001, 0.001)
+    pacer.record(0.001, 0.001)
+    pacer.record(0.001, 0.001)  # cheap again: the floor, once the dear ones leave the window
+    assert pacer.interval() == 0.5
+    clock.now += 0.1
+    assert pacer.wait() == pytest.approx(0.4)
+    pacer.reset()  # a new run: its first step is drawn at once
+    assert pacer.wait() == 0.0
+
+
+def test_the_drawings_share_of_the_time_stays_within_the_budget():
+    # A simulated 60-s run on a fake clock whose redraws cost 20-80 ms of helper CPU: the
+    # pacer lets through redraws whose cost adds up to at most the share (plus one redraw).
+    from nbtrain.views.dashboard import RedrawPacer
+
+    clock = FakeClock()
+    pacer = RedrawPacer(0.5, share=0.03, clock=clock)
+    start, spent, redraws = clock.now, 0.0, 0
+    costs = [0.02, 0.08, 0.05, 0.03, 0.06]
+    while clock.now - start < 60.0:
+        if pacer.wait() == 0.0:
+            cost = costs[redraws % len(costs)]
+            pacer.began()
+            pacer.record(0.001, cost)
+            spent += cost + 0.001
+            redraws += 1
+        clock.now += 0.01  # rows keep arriving
+    assert redraws > 10
+    assert spent <= 0.03 * 60.0 + max(costs) + 0.001
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"min_interval": -1}, "min_interval must be a number of seconds >= 0, got -1"),
+    ({"min_interval": 0.5, "share": 0}, r"share must be a fraction in \(0, 1\], got 0"),
+    ({"min_interval": 0.5, "window": 0}, "window must be an int >= 1, got 0"),
+])
+def test_the_pacer_checks_its_arguments(kwargs, match):
+    from nbtrain.views.dashboard import RedrawPacer
+
+    with pytest.raises(ValueError, match=match):
+        RedrawPacer(**kwargs)
+
+
+def test_the_dashboard_paces_by_the_helpers_measured_cost():
+    d = _dash(callbacks=[Sleepy(0.02)])
+    try:
+        plotter = d.drawing.plotter
+        assert plotter is not None and plotter.wait_ready(60)
+        _set(d, epochs=2, lr=1e-3)
+        before = len(plotter.cpu_seconds)
+        d.train()
+        _finish(d)
+        helper = plotter.cpu_seconds[before:]
+        assert helper and d.helper_seconds[-len(helper):] == helper  # each redraw's helper CPU, as measured
+        # The pacer's costs are the run's redraws (the final one after the run is not paced):
+        # kernel plus helper CPU of each.
+        window = list(d.pacer.costs)
+        spent = [k + h for k, h in zip(d.render_seconds, d.helper_seconds)][:-1]
+        assert window and window == pytest.approx(spent[-len(window):])
+    finally:
+        d.close()

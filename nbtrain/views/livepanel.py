@@ -9,14 +9,19 @@ of the axes uses (by zorder, then as added):
 
 * the *frame*: the axes' background, grid, ticks and tick labels, and the lines of the
   finished runs drawn before the current one, with the title and the axis label (drawn
-  once, alone) laid over it. It is drawn only when the axes' limits, the runs' artists or
-  a finished run's data change; otherwise its pixels are restored
+  once, alone) laid over it. It is drawn only when the axes' limits or ticks, the runs'
+  artists or a finished run's data change; otherwise its pixels are restored
   (``copy_from_bbox``/``restore_region``);
 * the *live* artists (``animated``, so the frame leaves them out): the current run's
-  lines, the spines, the texts;
-* the legend, drawn alone onto a transparent layer and laid over the strip; its box is
-  drawn when its entries change in shape, the clip line's share is written over it when
-  only the share changes.
+  lines, the clip line's note of the clipped share, the spines, the texts.
+
+Which colour is which run, and what each kind of line means, is the key under the panels
+(``nbtrain.views.livekey``), not a legend over the data. Readable at the picture's size:
+tick labels, notes and the key at ``FONT`` (9 pt), titles larger. The x axis counts epochs
+from 0, as every report does: epoch ``e``'s steps fill the span from ``e`` to ``e + 1``,
+labelled ``e`` in its middle, where its epoch means and validation loss sit; a scheduler
+cut after epoch ``e`` is marked where that span ends. The LR axis is labelled at the LRs
+the runs used (``lr_text``: ``2e-5``), not at powers of ten.
 
 Layers drawn alone and laid over differ from drawing in place by at most a rounding
 step (1-2 of 255 in a colour channel); a kept panel and a fresh one lay them the same way.
@@ -25,25 +30,39 @@ This module imports only the standard library and, when drawing, matplotlib and 
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
-__all__ = ["Panel", "strips"]
+__all__ = ["FONT", "PALETTE", "Panel", "lr_text", "run_color", "strips"]
 
-_LEFT, _RIGHT, _BOTTOM, _TOP, _WSPACE = 0.045, 0.99, 0.14, 0.9, 0.22  # the three panels' layout
-_TITLES = ("loss (train per step, epoch means; val)", "pre-clip gradient norm per step",
-           "learning rate (dotted: scheduler cut)")
-_LEGEND_PLACES = ("upper right", "upper left", None)
-_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
-_DIGIT = re.compile(r"\d")
-# The lines of a run whose data (or, for the clip line, label) a redraw updates, per panel.
+_LEFT, _RIGHT, _BOTTOM, _TOP, _WSPACE = 0.05, 0.99, 0.16, 0.88, 0.3  # the three panels' layout
+_TITLES = ("loss", "pre-clip gradient norm (L2)", "learning rate")
+FONT = 9  # points: tick labels, notes and the key
+_TITLE_FONT = 10.5
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+_CLIP_COLOR = "#b00020"
+_MAX_EPOCH_LABELS = 12  # more epochs than this: every k-th epoch labelled
+_TICK_GAP = 1.3  # LR tick labels at least this many label heights apart
+# The artists of a run whose data (or, for the clip note, text) a redraw updates, per panel.
 LINE_FIELDS = (("loss", "train", "val"), ("grad", "clip_label"), ("lr",))
+
+
+def run_color(index: int) -> str:
+    """The colour of run number ``index`` (1-based) in the plots and the key."""
+    return PALETTE[(index - 1) % len(PALETTE)]
+
+
+def lr_text(value: float) -> str:
+    """An LR as a tick label or in a run's label: scientific, up to three significant digits,
+    ``2e-5``, ``3.16e-4``."""
+    mantissa, _, exponent = f"{value:.2e}".partition("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exponent)}"
 
 
 def strips(figsize: tuple[float, float], dpi: int) -> list[tuple[int, int, float, float]]:
     """``(x0, width, axes_left, axes_width)`` of each panel's strip, in pixels of the picture
-    and fractions of the strip. The panels sit as ``subplots(1, 3)`` with left 0.045, right
-    0.99 and wspace 0.22 puts them; a strip ends a quarter of the gap past its axes, leaving
+    and fractions of the strip. The panels sit as ``subplots(1, 3)`` with left 0.05, right
+    0.99 and wspace 0.3 puts them; a strip ends a quarter of the gap past its axes, leaving
     the next panel's tick labels the rest of the gap."""
     width = figsize[0] * dpi
     cell = (_RIGHT - _LEFT) / (3 + 2 * _WSPACE)
@@ -60,14 +79,13 @@ class Panel:
     """One panel (``number`` 0, 1, 2: losses, gradient norms, LR) in its own strip figure.
 
     ``has_data`` False: the panel says "no run yet" and is drawn in full each time.
-    ``x0`` is the strip's first column in the picture; ``legend_layer`` the legend to lay
-    over it after ``draw`` (None: no legend); ``frame_draws`` counts the frames drawn.
+    ``x0`` is the strip's first column in the picture; ``frame_draws`` counts the frames drawn.
     """
 
     def __init__(self, number: int, figsize: tuple[float, float], dpi: int, has_data: bool) -> None:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
-        from matplotlib.ticker import NullLocator
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
         self.number = number
         self.x0, width, axes_left, axes_width = strips(figsize, dpi)[number]
@@ -77,18 +95,24 @@ class Panel:
         self.fig = Figure(figsize=(inches, figsize[1]), dpi=dpi)
         self.canvas = FigureCanvasAgg(self.fig)
         self.ax = ax = self.fig.add_axes((axes_left, _BOTTOM, axes_width, _TOP - _BOTTOM))
-        ax.set_title(_TITLES[number], fontsize=9, y=1.0)  # where a full draw puts it; not searched for again
-        ax.set_xlabel("epoch", fontsize=8, labelpad=1)
-        ax.tick_params(labelsize=7)
-        ax.grid(True, alpha=0.3)
+        ax.set_title(_TITLES[number], fontsize=_TITLE_FONT, y=1.0)  # where a full draw puts it
+        ax.set_xlabel("epoch", fontsize=FONT, labelpad=1)
+        ax.tick_params(labelsize=FONT)
+        ax.tick_params(axis="x", which="major", length=0)  # epoch numbers sit mid-span, untagged
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.grid(True, axis="x", which="minor", alpha=0.3)  # the epochs' boundaries
         self._labels: list = []  # the title and the axis label, each drawn alone (see _alone)
         _place_axis_labels(ax, self.canvas, (number, tuple(figsize), dpi))
         if not has_data:
-            ax.text(0.5, 0.5, "no run yet", transform=ax.transAxes, ha="center", va="center", color="grey")
+            ax.text(0.5, 0.5, "no run yet", transform=ax.transAxes, ha="center", va="center", color="grey",
+                    fontsize=FONT)
         else:
             if number > 0:
                 ax.set_yscale("log")
                 ax.yaxis.set_minor_locator(NullLocator())
+            if number == 1:  # norms as numbers (0.5, 1, 2, 5, 10), not only powers of ten
+                ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+                ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
             for spine in ax.spines.values():  # drawn over the lines, as a full draw does
                 spine.set_animated(True)
             # The title and the axis label never change: drawn once, laid over each frame.
@@ -97,12 +121,12 @@ class Panel:
             ax.xaxis.label.set_visible(False)
         self.has_data = has_data
         self.generation = 0  # counts the times the runs' artists were made
-        self.lines: list[list] = []  # per run, its lines in LINE_FIELDS[number] order (None: not drawn)
-        self.legend_layer: tuple | None = None  # (row0, col0, premultiplied colour, 1 - alpha)
+        self.lines: list[list] = []  # per run, its artists in LINE_FIELDS[number] order (None: not drawn)
         self.frame_draws = 0
+        self._lr_marks: tuple = ()  # LRs to label on the LR axis, first the ones to keep
+        self._ticks: tuple | None = None  # the x and y ticks set now
         self._frame_key: Any = None
         self._frame = None
-        self._legend: _LegendLayer | None = None
 
     # -- the runs' artists -------------------------------------------------------------------
     def make(self, curves: list, n_static: int) -> None:
@@ -121,20 +145,24 @@ class Panel:
                     if id(artist) not in before:
                         artist.set_animated(True)
         if self.number == 1 and not any(c.clip_label for c in curves):
-            ax.text(0.99, 0.02, "clipping off", transform=ax.transAxes, ha="right", fontsize=8).set_animated(True)
+            ax.text(0.99, 0.02, "clipping off", transform=ax.transAxes, ha="right",
+                    fontsize=FONT).set_animated(True)
         ax.set_autoscale_on(True)
+        self._lr_marks = lr_marks(curves) if self.number == 2 else ()
         self.generation += 1
 
     def update(self, curves: list) -> None:
-        """New data for the lines (and the clip line's label) of the runs, same artists."""
+        """New data for the lines (and the clip note's text) of the runs, same artists."""
         for lines, c in zip(self.lines, curves):
-            for line, field in zip(lines, LINE_FIELDS[self.number]):
-                if line is None:
+            for artist, field in zip(lines, LINE_FIELDS[self.number]):
+                if artist is None:
                     continue
                 if field == "clip_label":
-                    line.set_label(c.clip_label)
+                    artist.set_text(c.clip_label)
                 else:
-                    line.set_data(*getattr(c, field))
+                    artist.set_data(*getattr(c, field))
+        if self.number == 2:
+            self._lr_marks = lr_marks(curves)
 
     # -- drawing ---------------------------------------------------------------------------------
     def draw(self, static_key: Any = None):
@@ -152,7 +180,12 @@ class Panel:
         ax.set_ylim(*((1.0, 10.0) if ax.get_yscale() == "log" else (0.0, 1.0)), auto=None)
         ax.relim()
         ax.autoscale_view()
-        key = (ax.get_xlim(), ax.get_ylim(), self.generation, static_key)
+        if self.number == 2:  # not autoscaled: that would depend on the ticks set last time
+            ax.set_ylim(*_lr_view(ax.dataLim.y0, ax.dataLim.y1), auto=None)
+        else:  # rounded out, so that the limits (and the frame) change only now and then
+            ax.set_ylim(*_round_out(*ax.get_ylim(), log=self.number == 1), auto=None)  # autoscaling stays on
+        self._set_ticks()
+        key = (ax.get_xlim(), ax.get_ylim(), self._ticks, self.generation, static_key)
         if key != self._frame_key:
             self.canvas.draw()  # everything that is not animated: the frame
             for layer in self._labels:
@@ -162,32 +195,94 @@ class Panel:
             self.frame_draws += 1
         else:
             self.canvas.restore_region(self._frame)
+        self._place_notes()
         for artist in sorted((a for a in ax.get_children() if a.get_animated()), key=lambda a: a.get_zorder()):
             ax.draw_artist(artist)
-        self._update_legend()
         return np.asarray(self.canvas.buffer_rgba())
 
-    def _update_legend(self) -> None:
-        """The legend's layer: its box drawn when the entries change in shape, the changing
-        labels (the clip line's share) written over it when they change."""
-        place = _LEGEND_PLACES[self.number]
-        if place is None:
+    def _place_notes(self) -> None:
+        """Each clip note above its line, or below it when the line is near the top."""
+        if self.number != 1:
             return
-        handles, labels = self.ax.get_legend_handles_labels()
-        if not handles:
-            self._legend = self.legend_layer = None
-            return
-        changing = [i for i, h in enumerate(handles) if any(h is line for line in self._clip_lines())]
-        shapes = tuple(_DIGIT.sub("0", label) if i in changing else label for i, label in enumerate(labels))
-        if self._legend is None or self._legend.key != (self.generation, shapes):
-            self._legend = _LegendLayer(self.ax, self.canvas, handles, shapes, changing, place)
-            self._legend.key = (self.generation, shapes)
-        self.legend_layer = self._legend.show(tuple(labels))
+        ax = self.ax
+        for lines in self.lines:
+            note = lines[1]
+            if note is not None:
+                height = (ax.transData.transform((0.0, note.get_position()[1]))[1] - ax.bbox.y0) / ax.bbox.height
+                note.set_verticalalignment("top" if height > 0.85 else "bottom")
 
-    def _clip_lines(self) -> list:
-        fields = LINE_FIELDS[self.number]
-        return [line for lines in self.lines for line, field in zip(lines, fields)
-                if field == "clip_label" and line is not None]
+    def _set_ticks(self) -> None:
+        """The x axis to the end of the last epoch begun, labelled by epoch number mid-span;
+        the LR axis labelled at the runs' LRs."""
+        ax = self.ax
+        end = ax.dataLim.x1
+        epochs = max(1, math.ceil(end - 1e-9)) if math.isfinite(end) else 1
+        ax.set_xlim(0.0, float(epochs), auto=None)
+        y_ticks = None
+        if self.number == 2:
+            y_ticks = _spread(self._lr_marks, ax.get_ylim(), ax.bbox.height, FONT * self.fig.dpi / 72 * _TICK_GAP)
+        ticks = (epochs, y_ticks)
+        if ticks == self._ticks:
+            return
+        stride = math.ceil(epochs / _MAX_EPOCH_LABELS)
+        shown = range(0, epochs, stride)
+        ax.set_xticks([e + 0.5 for e in shown], labels=[str(e) for e in shown])
+        ax.set_xticks(range(epochs + 1), minor=True)
+        if y_ticks is not None:
+            ax.set_yticks(y_ticks, labels=[lr_text(v) for v in y_ticks])
+        self._ticks = ticks
+
+
+def lr_marks(curves: list) -> tuple:
+    """The LRs worth a tick, most important first: the current run's first LR, the LRs its
+    plateau cuts set, its lowest and highest; then each earlier run's first LR and cuts."""
+    ordered = [c for c in curves if not c.kind[2]] + [c for c in curves if c.kind[2]]
+    marks: list = []
+    for c in ordered:
+        if not c.lr:
+            continue
+        values = c.lr[1]
+        marks += [values[0], *(new for _epoch, _old, new in c.kind[9])]
+        if not c.kind[2]:
+            marks += [min(values), max(values)]
+    return tuple(dict.fromkeys(v for v in marks if v > 0 and math.isfinite(v)))
+
+
+def _lr_view(low: float, high: float) -> tuple[float, float]:
+    """The LR axis's limits for LRs from ``low`` to ``high``: at least a factor of 4 tall
+    (a constant LR sits in the middle), with a margin of 8% of the height."""
+    if not (0 < low <= high and math.isfinite(high)):
+        return 1e-6, 1e-3
+    lo, hi = math.log10(low), math.log10(high)
+    span = max(hi - lo, math.log10(4.0))
+    mid = (lo + hi) / 2
+    pad = 0.08 * span
+    return 10 ** (mid - span / 2 - pad), 10 ** (mid + span / 2 + pad)
+
+
+def _round_out(low: float, high: float, log: bool) -> tuple[float, float]:
+    """Limits rounded outwards: a log axis to quarter decades, a linear one to a step of
+    1, 2 or 5 times a power of ten that cuts the span into at most 8 parts."""
+    if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
+        return low, high
+    if log:
+        return 10 ** (math.floor(math.log10(low) * 4) / 4), 10 ** (math.ceil(math.log10(high) * 4) / 4)
+    power = 10 ** math.floor(math.log10((high - low) / 8))
+    step = next(power * k for k in (1, 2, 5, 10) if (high - low) / (power * k) <= 8)
+    return math.floor(low / step) * step, math.ceil(high / step) * step
+
+
+def _spread(marks: tuple, ylim: tuple, height: float, gap_px: float) -> tuple:
+    """The ``marks`` inside the (log) view ``ylim`` whose labels do not overlap: each kept
+    one at least ``gap_px`` from the others, earlier marks first."""
+    lo, hi = (math.log10(v) for v in ylim)
+    per_px = (hi - lo) / max(height, 1.0)
+    kept: list = []
+    for v in marks:
+        y = math.log10(v)
+        if lo <= y <= hi and all(abs(y - math.log10(k)) >= gap_px * per_px for k in kept):
+            kept.append(v)
+    return tuple(sorted(kept))
 
 
 _LABEL_PLACES: dict[tuple, list] = {}  # (panel, figsize, dpi) -> where a full draw puts the axis labels
@@ -203,46 +298,6 @@ def _place_axis_labels(ax, canvas, key: tuple) -> None:
         _LABEL_PLACES[key] = [axis.label.get_position() for axis in (ax.xaxis, ax.yaxis)]
     for axis, place in zip((ax.xaxis, ax.yaxis), _LABEL_PLACES[key]):
         axis.set_label_coords(*place, transform=axis.label.get_transform())
-
-
-class _LegendLayer:
-    """A legend drawn alone on a transparent canvas, to be laid over its panel.
-
-    Its box (frame, handles, labels) is drawn once per shape: the ``changing`` labels (the
-    clip line's, whose share changes as steps arrive) are laid out with their digits as 0
-    (digits are equally wide) and left out (alpha 0); ``show(labels)`` then writes only
-    those labels over the box.
-    """
-
-    def __init__(self, ax, canvas, handles: list, shapes: tuple, changing: list, place: str) -> None:
-        from matplotlib.backends.backend_agg import RendererAgg
-        from matplotlib.legend import Legend
-
-        self.key: Any = None
-        self.legend = Legend(ax, handles, list(shapes), fontsize=6, loc=place)
-        self.changing = changing
-        for i in changing:
-            self.legend.texts[i].set_alpha(0.0)
-        width, height = canvas.get_width_height()
-        self.renderer = RendererAgg(width, height, ax.get_figure(root=True).dpi)
-        self.legend.draw(self.renderer)
-        self.crop = _crop(self.renderer)
-        self.box = self.renderer.copy_from_bbox(ax.get_figure(root=True).bbox)
-        self.labels: tuple | None = None
-        self.pixels: tuple | None = None
-
-    def show(self, labels: tuple) -> tuple | None:
-        """``(row, column, premultiplied colour, 1 - alpha)`` of the legend with ``labels``."""
-        if labels == self.labels or self.crop is None:
-            return self.pixels
-        self.renderer.restore_region(self.box)
-        for i in self.changing:
-            text = self.legend.texts[i]
-            text.set_text(labels[i])
-            text.set_alpha(None)
-            text.draw(self.renderer)
-        self.labels, self.pixels = labels, _pixels(self.renderer, self.crop)
-        return self.pixels
 
 
 def _alone(artist, canvas) -> tuple | None:
@@ -289,40 +344,42 @@ def lay_over(image, layer: tuple | None, x0: int) -> None:
 
 def _style(c) -> tuple[str, float, bool]:
     index, _label, faint = c.kind[:3]
-    return _PALETTE[(index - 1) % len(_PALETTE)], 0.35 if faint else 1.0, faint
+    return run_color(index), 0.35 if faint else 1.0, faint
 
 
 def _loss_lines(ax, c) -> list:
     """Per-step training loss (thin, averaged), epoch train and validation losses."""
     color, alpha, faint = _style(c)
-    label = c.kind[1]
     loss = ax.plot(*c.loss, color=color, alpha=0.3, lw=0.7)[0] if c.loss else None
-    train = (ax.plot(*c.train, "o-", color=color, lw=1.0, ms=3, label=f"{label} train")[0]
-             if c.train else None)
+    train = ax.plot(*c.train, "o-", color=color, lw=1.0, ms=3)[0] if c.train else None
     val = (ax.plot(*c.val, "s--", color=color, alpha=alpha, lw=1.5 if not faint else 1.0,
-                   ms=4 if not faint else 2, label=f"{label} val")[0] if c.val else None)
+                   ms=4 if not faint else 2)[0] if c.val else None)
     return [loss, train, val]
 
 
 def _grad_lines(ax, c) -> list:
-    """Pre-clip gradient norms, and the clip threshold labelled with the clipped share."""
+    """Pre-clip gradient norms, and the clip threshold with a note of the clipped share."""
     color, _alpha, faint = _style(c)
-    grad = ax.plot(*c.grad, color=color, alpha=0.25 if faint else 0.8, lw=0.6, label=c.kind[1])[0] if c.grad else None
+    grad = ax.plot(*c.grad, color=color, alpha=0.25 if faint else 0.8, lw=0.6)[0] if c.grad else None
     clip = c.kind[7]
-    clip_line = ax.axhline(clip, color="#b00020", ls="--", lw=1.2, label=c.clip_label) if clip is not None else None
-    return [grad, clip_line]
+    note = None
+    if clip is not None:
+        ax.axhline(clip, color=_CLIP_COLOR, ls="--", lw=1.2)
+        note = ax.text(0.98, clip, c.clip_label, transform=ax.get_yaxis_transform(), ha="right", va="bottom",
+                       color=_CLIP_COLOR, fontsize=FONT, bbox={"fc": "white", "ec": "none", "alpha": 0.7, "pad": 1})
+    return [grad, note]
 
 
 def _lr_lines(ax, c) -> list:
     """Learning rate per step, and the plateau scheduler's cuts (annotated for the current run)."""
     color, alpha, faint = _style(c)
-    lr = (ax.plot(*c.lr, color=color, alpha=alpha, lw=1.4 if not faint else 1.0, drawstyle="steps-pre",
-                  label=c.kind[1])[0] if c.lr else None)
+    lr = (ax.plot(*c.lr, color=color, alpha=alpha, lw=1.4 if not faint else 1.0, drawstyle="steps-pre")[0]
+          if c.lr else None)
     for epoch, old, new in c.kind[9]:
         ax.axvline(epoch + 1, color=color, alpha=alpha, ls=":", lw=1.2)
         if not faint:
-            ax.annotate(f"{old:.1e} -> {new:.1e}", (epoch + 1, new),
-                        fontsize=7, color=color, textcoords="offset points", xytext=(3, 4))
+            ax.annotate(f"{lr_text(old)} -> {lr_text(new)}", (epoch + 1, new),
+                        fontsize=FONT, color=color, textcoords="offset points", xytext=(3, 4))
     return [lr]
 
 

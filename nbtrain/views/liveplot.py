@@ -2,9 +2,12 @@
 
 ``LiveFigure(figsize, dpi).render(snapshot)`` draws three panels side by side (losses,
 pre-clip gradient norms with the clip line, LR with the scheduler's cuts) of every run in
-``snapshot`` as PNG bytes, with matplotlib's Agg canvas (no pyplot: no figure is left
-open). The clipped share and the LR cuts it shows are ``nbtrain.measures.clip_fraction``
-and ``nbtrain.measures.lr_cuts``. ``render_png(snapshot)`` is one render of a fresh figure.
+``snapshot``, and under them the key (which colour is which run, what each kind of line
+means; ``nbtrain.views.livekey``), as PNG bytes, with matplotlib's Agg canvas (no pyplot:
+no figure is left open). At the default size (``FIGSIZE`` at ``DPI``: 1000 pixels wide,
+the most the dashboard shows it at) its texts are 9 pt or larger. The clipped share and
+the LR cuts it shows are ``nbtrain.measures.clip_fraction`` and ``nbtrain.measures.lr_cuts``.
+``render_png(snapshot)`` is one render of a fresh figure.
 
 A ``LiveFigure`` is kept between redraws (the plot helper keeps one), and a redraw redoes
 only what changed: a run's curves are thinned again only when it has new rows; its lines,
@@ -12,7 +15,8 @@ cut marks and annotations are made again only when what is drawn changes in kind
 added, finished or removed, its first epoch, a new LR cut), and otherwise get their new
 data (``set_data``; the axes' limits follow with ``relim``/``autoscale_view``, the log
 scales stay); each panel (``nbtrain.views.livepanel``) redraws its axes, ticks and the
-earlier runs' lines only when its limits change. A kept figure's PNG is the same bytes as
+earlier runs' lines only when its limits change; the key is drawn again only when its
+entries change. A kept figure's PNG is the same bytes as
 a fresh figure's for the same snapshot (the tests hold it to that), so the helper process
 and in-process drawing agree.
 
@@ -29,7 +33,11 @@ from typing import Any, NamedTuple
 
 from .. import measures
 
-__all__ = ["PLOT_FIELDS", "Curves", "LiveFigure", "plot_settings", "png_bytes", "render_png", "run_curves"]
+__all__ = ["DPI", "FIGSIZE", "PLOT_FIELDS", "Curves", "LiveFigure", "plot_settings", "png_bytes", "render_png",
+           "run_curves"]
+
+FIGSIZE = (10.0, 2.9)  # inches: the three panels (the key adds its rows under them)
+DPI = 100
 
 _MAX_POINTS = 600  # step curves are thinned to about this many points per run and panel
 PLOT_FIELDS = ("grad_clip", "scheduler")  # the config fields the plots use
@@ -88,11 +96,11 @@ def _thin_last(xs: list, ys: list, max_points: int = _MAX_POINTS) -> tuple[list,
 
 
 class Curves(NamedTuple):
-    """One run's drawable data: thinned curves (None: not drawn) and the clip line's label.
+    """One run's drawable data: thinned curves (None: not drawn) and the clip line's note.
 
     ``kind`` is ``(index, label, faint, has loss, has train, has val, has grad, clip,
     has lr, cuts)``: what decides which artists the run needs and their fixed properties;
-    two renders whose runs have the same kinds differ only in line data and clip labels.
+    two renders whose runs have the same kinds differ only in line data and clip notes.
     """
 
     kind: tuple
@@ -100,14 +108,15 @@ class Curves(NamedTuple):
     train: tuple | None  # epoch train losses (current run only)
     val: tuple | None  # epoch validation losses
     grad: tuple | None  # pre-clip gradient norms
-    clip_label: str | None  # the clip line's legend label (current, clipped run only)
+    clip_label: str | None  # the clip line's note (current, clipped run only)
     lr: tuple | None  # learning rate per step
 
 
 def run_curves(index: int, label: str, config: Any, steps: list, epochs: list, spe: int,
                is_current: bool) -> Curves:
-    """A snapshot item's curves. x is in epochs (a step at position k of epoch e sits at
-    ``e + (k + 1) / steps_per_epoch``); step curves are thinned to a few hundred points (a
+    """A snapshot item's curves. x is in epochs counted from 0: a step at position k of
+    epoch e sits at ``e + (k + 1) / steps_per_epoch``, the epoch's means and validation loss
+    in the middle of its span, at ``e + 0.5``; step curves are thinned to a few hundred points (a
     panel is about 300 pixels wide): losses averaged, gradient norms keeping each bucket's
     extremes, the LR keeping its changes. The clipped share and the LR cuts are
     ``measures.clip_fraction`` and ``measures.lr_cuts``."""
@@ -115,7 +124,7 @@ def run_curves(index: int, label: str, config: Any, steps: list, epochs: list, s
     xs = [(r["step"] + 1) / spe for r in steps]
     faint = not is_current
     loss = _thin_mean(xs, [r["loss"] for r in steps]) if steps and not faint else None
-    ex = [r["epoch"] + 1 for r in epochs]
+    ex = [r["epoch"] + 0.5 for r in epochs]
     train = (ex, [r["train_loss"] for r in epochs]) if epochs and not faint else None
     val = (ex, [r["val_loss"] for r in epochs]) if epochs else None
     grad = _thin_envelope(xs, [r["grad_norm"] for r in steps]) if steps else None
@@ -123,7 +132,7 @@ def run_curves(index: int, label: str, config: Any, steps: list, epochs: list, s
     clip_label = None
     if clip is not None:
         share, _ = measures.clip_fraction(clipped=[r["clipped"] for r in steps])
-        clip_label = f"clip {clip:g} ({share:.0%} of steps clipped)"
+        clip_label = f"clip {clip:g}: {share:.0%} of steps clipped"
     lr = _thin_last(xs, [r["lr"] for r in steps]) if steps else None
     cuts = ()
     if epochs and measures.uses_plateau(config):  # the plateau scheduler's cuts
@@ -145,7 +154,7 @@ class LiveFigure:
     ``nbtrain.views.livepanel``).
     """
 
-    def __init__(self, figsize: tuple[float, float] = (12.0, 3.4), dpi: int = 72) -> None:
+    def __init__(self, figsize: tuple[float, float] = FIGSIZE, dpi: int = DPI) -> None:
         self.figsize = (float(figsize[0]), float(figsize[1]))
         self.dpi = dpi
         self.rebuilds = 0
@@ -156,10 +165,16 @@ class LiveFigure:
         self._kinds: list | None = None
         self._curves: dict[int, tuple] = {}  # run index -> (rows it was made from, version, Curves)
         self._versions = 0
+        self._key = None  # the key under the panels (made on the first render with runs)
 
     @property
     def frame_draws(self) -> int:
         return sum(p.frame_draws for panels in self._panel_sets.values() for p in panels)
+
+    @property
+    def key(self):
+        """The key under the panels (``nbtrain.views.livekey.Key``; None before a render with runs)."""
+        return self._key
 
     @property
     def axes(self) -> list:
@@ -179,7 +194,7 @@ class LiveFigure:
         if not items:
             self._curves = {}
             if self._empty_png is None:
-                self._empty_png = self._png(())
+                self._empty_png = self._png((), [])
             return self._empty_png
         cached = [self._run_curves(item) for item in items]
         self._curves = {item[0]: entry for item, entry in zip(items, cached)}
@@ -195,7 +210,7 @@ class LiveFigure:
             for panel in self._panels:
                 panel.update(curves)
         static_key = tuple(entry[1] for entry in cached[:n_static])
-        return self._png(static_key)
+        return self._png(static_key, curves)
 
     def _run_curves(self, item: tuple) -> tuple:
         """``(rows, version, run_curves(*item))``, reused while the item's rows are the same."""
@@ -207,20 +222,24 @@ class LiveFigure:
         self._versions += 1
         return rows, self._versions, run_curves(*item)
 
-    def _png(self, static_key: tuple) -> bytes:
-        """The panels side by side, their legends laid over, as PNG bytes."""
+    def _png(self, static_key: tuple, curves: list) -> bytes:
+        """The panels side by side and the key under them (when there are runs), as PNG bytes."""
         import numpy as np
 
-        from .livepanel import lay_over
+        from .livekey import Key
 
         strips = [(p, p.draw(static_key)) for p in self._panels]
-        height = strips[0][1].shape[0]
-        image = np.empty((height, sum(a.shape[1] for _, a in strips), 3), dtype=np.uint8)
+        height, width = strips[0][1].shape[0], sum(a.shape[1] for _, a in strips)
+        key = None
+        if curves:
+            if self._key is None:
+                self._key = Key(width, self.dpi)
+            key = self._key.pixels(curves)
+        image = np.empty((height + (0 if key is None else key.shape[0]), width, 3), dtype=np.uint8)
         for panel, pixels in strips:
-            image[:, panel.x0 : panel.x0 + pixels.shape[1]] = pixels[..., :3]
-        for panel, _ in strips:
-            if panel.legend_layer is not None:
-                lay_over(image, panel.legend_layer, panel.x0)
+            image[:height, panel.x0 : panel.x0 + pixels.shape[1]] = pixels[..., :3]
+        if key is not None:
+            image[height:] = key
         return png_bytes(image)
 
 
@@ -242,14 +261,14 @@ def png_bytes(image) -> bytes:
             + chunk(b"IEND", b""))
 
 
-def render_png(snapshot: list[tuple], figsize: tuple[float, float] = (12.0, 3.4), dpi: int = 72) -> bytes:
+def render_png(snapshot: list[tuple], figsize: tuple[float, float] = FIGSIZE, dpi: int = DPI) -> bytes:
     """Draw losses, pre-clip gradient norms and LR of the runs in ``snapshot`` as PNG bytes.
 
     Each snapshot item is ``(index, label, config, steps, epochs, steps_per_epoch, is_current)``
     with ``steps`` and ``epochs`` rows as in ``nbtrain.training.history`` and ``config`` a
     ``TrainConfig`` or a dict with its ``grad_clip`` and ``scheduler``. The current run is drawn
-    in full colour; the others faintly. The x axis is epochs, so runs with different batch
-    sizes line up (see ``run_curves``). Drawing is kept cheap on purpose (fixed layout and
+    in full colour; the others faintly. The x axis is epochs (from 0), so runs with different
+    batch sizes line up (see ``run_curves``). Drawing is kept cheap on purpose (fixed layout and
     legend places, no minor tick labels), because it runs while training shares the CPU.
     This is one render of a fresh ``LiveFigure``; keep a ``LiveFigure`` to redraw cheaply.
     """

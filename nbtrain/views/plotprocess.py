@@ -4,7 +4,8 @@ Drawing the figure is matplotlib's pure Python; in the training process it would
 GIL that the training thread needs between its torch calls, and slow training by far more
 than the drawing's own share of the CPU (measured: 20-28% with redraws at 5% of the time).
 In a helper process it runs on another core, and all the training process does per redraw
-is send the rows that arrived since the last one and read back the PNG. The helper keeps
+is send the rows that arrived since the last one and read back the PNG. The helper runs at
+a lower priority (``NICENESS``), so that when torch's threads want every core they get them. The helper keeps
 one ``nbtrain.views.liveplot.LiveFigure`` between redraws, so a redraw updates line data
 and redraws only what changed (tens of milliseconds of its CPU for a 7-epoch reference
 run beside earlier runs; a fresh figure costs about 0.15-0.2 s); its PNGs are the bytes
@@ -28,12 +29,13 @@ import sys
 import threading
 import time
 
-from .liveplot import LiveFigure, plot_settings
+from .liveplot import DPI, FIGSIZE, LiveFigure, plot_settings
 
-__all__ = ["PlotProcess", "PlotProcessError", "PlotProcessNotReady", "helper_command"]
+__all__ = ["NICENESS", "PlotProcess", "PlotProcessError", "PlotProcessNotReady", "helper_command"]
 
 _STEP_KEYS = ("epoch", "step", "loss", "grad_norm", "clipped", "lr")  # what the plots read of a step row
 _HEADER = struct.Struct(">Q")
+NICENESS = 5  # the helper runs at this much lower a priority than the kernel: training comes first
 # The folder that holds the nbtrain package (the checkout, or site-packages).
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -112,7 +114,7 @@ class PlotProcess:
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def render(self, snapshot: list[tuple], figsize: tuple[float, float] = (12.0, 3.4), dpi: int = 72) -> bytes:
+    def render(self, snapshot: list[tuple], figsize: tuple[float, float] = FIGSIZE, dpi: int = DPI) -> bytes:
         if not self._ready.is_set():
             raise PlotProcessNotReady("the plot process is still starting")
         with self._lock:
@@ -251,8 +253,18 @@ def helper_command(then: str = "plotprocess.serve_stdio()") -> list[str]:
 
 
 def serve_stdio() -> None:
-    """The helper's entry point: serve frames on stdin/stdout until stdin closes."""
+    """The helper's entry point: lower its priority, then serve frames on stdin/stdout until stdin closes."""
+    _lower_priority()
     _serve(sys.stdin.buffer, sys.stdout.buffer)
+
+
+def _lower_priority() -> None:
+    """``os.nice(NICENESS)``: when training's threads want every core, they get them first and
+    the drawing waits (where the system has no ``nice``, the helper runs as it is)."""
+    try:
+        os.nice(NICENESS)
+    except (AttributeError, OSError):
+        pass
 
 
 if __name__ == "__main__":  # python -m nbtrain.views.plotprocess: the helper, by hand

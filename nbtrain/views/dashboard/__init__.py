@@ -17,21 +17,24 @@ Modules, along the flow of a click:
 - ``session``: the session's runs (``Session``), one run's rows as they arrive (``RunRecord``)
   and the callback that records them (``Recorder``);
 - ``drawing``: the runs turned into the plot's PNG, by the helper process or in-process;
+- ``pacing``: how often to redraw (``RedrawPacer``: the drawing's share of the time);
 - ``report``: the status line and the diagnosis panel's HTML.
 
 Threads and processes: the training thread only appends rows to the run's record under
 a lock (the ``Recorder`` callback) and wakes the refresher. The refresher sends the new
-rows to a helper process (``nbtrain.views.plotprocess``) that draws the plots with
-matplotlib's Agg canvas into a PNG (``nbtrain.views.liveplot``), shown by an
-``ipywidgets.Image``: at most every ``refresh_interval`` seconds and at the end of every
-epoch. Drawing in the helper keeps matplotlib's Python off the training process's GIL.
-Where the helper cannot run, the refresher draws in-process, and then only as often as
-keeps drawing under ``DRAW_SHARE`` (5%) of the time. Widget values are only assigned,
-never read, from these threads. Stopping is ``Trainer.stop()``: the run ends after the
-current optimizer step and keeps its partial history.
+rows to a helper process (``nbtrain.views.plotprocess``, at a lower priority than
+training) that draws the plots with matplotlib's Agg canvas into a PNG
+(``nbtrain.views.liveplot``), shown by an ``ipywidgets.Image``. Drawing in the helper keeps
+matplotlib's Python off the training process's GIL. Redraws are spaced by what they cost
+(``pacing``): at least ``refresh_interval`` seconds apart, and so that drawing's CPU, in
+the kernel and in the helper together, stays below ``DRAW_SHARE`` (3%) of the time. Where
+the helper cannot run, the refresher draws in-process, under the same budget. Widget
+values are only assigned, never read, from these threads. Stopping is ``Trainer.stop()``:
+the run ends after the current optimizer step and keeps its partial history.
 """
 
-from .controller import DRAW_SHARE, Dashboard
+from .controller import Dashboard
 from .layout import CONTROLLED_FIELDS, LR_RANGE
+from .pacing import DRAW_SHARE, RedrawPacer
 
-__all__ = ["CONTROLLED_FIELDS", "DRAW_SHARE", "LR_RANGE", "Dashboard"]
+__all__ = ["CONTROLLED_FIELDS", "DRAW_SHARE", "LR_RANGE", "Dashboard", "RedrawPacer"]

@@ -6,7 +6,6 @@ How its threads share the work is in the package's docstring (``nbtrain.views.da
 from __future__ import annotations
 
 import copy
-import math
 import os
 import threading
 import time
@@ -19,12 +18,13 @@ from ...training import devices, presets
 from ...training.callbacks import Callback
 from ...training.config import TrainConfig
 from ...training.trainer import Run, Trainer
+from ..liveplot import DPI, FIGSIZE
 from . import report
 from .drawing import Drawing, snapshot
 from .layout import DashboardLayout
+from .pacing import RedrawPacer
 from .session import Recorder, RunRecord, Session
 
-DRAW_SHARE = 0.05  # between epoch ends, drawing stays below about this share of the wall time
 _LOG_LINES_SHOWN = 500
 
 
@@ -44,21 +44,23 @@ class Dashboard(DashboardLayout):
     line say which device and precision the run used.
 
     The plots are drawn by a helper process (``nbtrain.views.plotprocess``;
-    ``plot_process=False`` draws in this process instead). It needs a core of its own: with
-    ``threads="auto"`` (the default), a run whose torch threads would take every core trains
-    on one fewer, says so in the log, and puts the setting back when it ends. Measured on 2
-    cores (``benchmarks/bench_widgets.py``): 2 torch threads plus the helper trained about 2x
-    slower than headless; 1 thread plus the helper matched a 1-thread headless run, and
-    was about 19% slower than a 2-thread one.
-    ``threads=N`` trains on N threads; ``threads=None`` leaves torch's setting alone.
+    ``plot_process=False`` draws in this process instead), as often as ``pacer`` allows: at
+    least ``refresh_interval`` seconds apart and within ``DRAW_SHARE`` of the time
+    (``nbtrain.views.dashboard.pacing``). With ``threads="auto"`` (the default), a run whose
+    torch threads would take every core trains on one fewer, leaving the helper a core, says
+    so in the log, and puts the setting back when it ends. (Measured on 2 cores before the
+    redraws were paced, with ``benchmarks/bench_widgets.py``: 2 torch threads plus the helper
+    trained about 2x slower than headless; 1 thread plus the helper matched a 1-thread
+    headless run.) ``threads=N`` trains on N threads; ``threads=None`` leaves torch's setting alone.
 
     Show it with ``display(board)`` (or as a cell's last value). The same actions are
     methods, for scripts and tests: ``train()`` (Train), ``stop()`` (Stop), ``wait(timeout)``,
     ``load(config)`` (the preset buttons), ``clear_history()``, and ``config()`` (the
     TrainConfig the controls describe). ``controls`` maps field names to their widgets;
     ``runs`` holds the finished ``nbtrain.Run`` objects; ``status``, ``error``, ``log`` and
-    ``diagnosis_html`` are what the panels show; ``redraw_count`` and ``timings`` say how
-    often and how quickly the plots were updated.
+    ``diagnosis_html`` are what the panels show; ``redraw_count``, ``timings``,
+    ``render_seconds`` and ``helper_seconds`` say how often, how quickly and at what CPU cost
+    (in this process and in the helper) the plots were updated.
     """
 
     def __init__(
@@ -71,7 +73,7 @@ class Dashboard(DashboardLayout):
         config: TrainConfig | None = None,
         callbacks: Sequence[Callback] = (),
         refresh_interval: float = 0.5,
-        figsize: tuple[float, float] = (12.0, 3.4),
+        figsize: tuple[float, float] = FIGSIZE,
         plot_process: bool = True,
         threads: int | str | None = "auto",
     ) -> None:
@@ -87,7 +89,7 @@ class Dashboard(DashboardLayout):
         self.figsize = figsize
         self._init_session()
         self.drawing = Drawing(plot_process)
-        super().__init__()  # the widgets
+        super().__init__(image_width=round(figsize[0] * DPI))  # the widgets
         self._wire_buttons()
         self._base = config if config is not None else presets.ROUND1
         self.load(self._base)
@@ -104,11 +106,12 @@ class Dashboard(DashboardLayout):
         self._thread: threading.Thread | None = None
         self._refresher: threading.Thread | None = None
         self._dirty = False
-        self._epoch_dirty = False
+        self.pacer = RedrawPacer(self.refresh_interval)
         self._log_lines: list[str] = []
         self.redraw_count = 0
         self.redraw_times: list[float] = []  # perf_counter() of each finished redraw
         self.render_seconds: list[float] = []  # CPU seconds each redraw took in this process
+        self.helper_seconds: list[float] = []  # CPU seconds each redraw took in the plot helper (0: none)
 
     def _wire_buttons(self) -> None:
         self.round1_button.on_click(lambda _b: self.load(presets.ROUND1))
@@ -273,7 +276,7 @@ class Dashboard(DashboardLayout):
         else:
             self._set_status(report.end_status(record))
             self._set_diagnosis(report.diagnosis_html(record))
-        self._wake(epoch_end=True)
+        self._wake()
 
     def _fit(self, record: RunRecord) -> Run | None:
         """Train ``record``'s config; None (and ``record.error``) when the run raised."""
@@ -302,43 +305,40 @@ class Dashboard(DashboardLayout):
     def _refresh_loop(self, worker: threading.Thread) -> None:
         """Redraw while ``worker`` trains, then once more when it has finished.
 
-        A redraw happens when new rows arrived and at least ``refresh_interval`` seconds
-        passed since the last one. Between epoch ends it also waits until drawing has used
-        at most ``DRAW_SHARE`` of the time (the CPU seconds of the last redraw divided by
-        DRAW_SHARE), so live plotting cannot slow training much; the end of an epoch is
-        always drawn (at most once per ``refresh_interval``).
+        A redraw happens when new rows arrived and the pacer allows it (``self.pacer``, see
+        ``nbtrain.views.dashboard.pacing``): at least ``refresh_interval`` seconds apart, and
+        spaced so that drawing's CPU, in this process and in the plot helper, stays below
+        ``DRAW_SHARE`` of the time. Rows that arrive meanwhile wait for the next redraw.
         """
-        last = -math.inf
+        self.pacer.min_interval = self.refresh_interval
+        self.pacer.reset()  # the run's first step is drawn at once
         while worker.is_alive():
             with self._wakeup:
                 if not self._dirty:
                     self._wakeup.wait(0.25)
-                dirty, epoch_dirty = self._dirty, self._epoch_dirty
+                dirty = self._dirty
             if not dirty:
                 continue
-            cost = self.render_seconds[-1] if self.render_seconds else 0.0  # this process's share
-            interval = self.refresh_interval if epoch_dirty else max(self.refresh_interval, cost / DRAW_SHARE)
-            wait = last + interval - time.perf_counter()
+            wait = self.pacer.wait()
             if wait > 0:
-                time.sleep(min(wait, 0.1))  # an epoch end is noticed within 0.1 s
+                time.sleep(min(wait, 0.25))  # the run's end is noticed within 0.25 s
                 continue
             with self._wakeup:
-                self._dirty = self._epoch_dirty = False
-            self._redraw()
+                self._dirty = False
+            self.pacer.began()
+            self.pacer.record(*self._redraw())
             self._update_running_status()
-            last = time.perf_counter()
         worker.join()
         with self._wakeup:
-            self._dirty = self._epoch_dirty = False
+            self._dirty = False
         self._redraw()  # the final picture of the run
         self.train_button.disabled = False
         self.stop_button.disabled = True
 
-    def _wake(self, epoch_end: bool) -> None:
+    def _wake(self, epoch_end: bool = False) -> None:
+        """New rows (``epoch_end``: an epoch row) for the refresher to draw."""
         with self._wakeup:
             self._dirty = True
-            if epoch_end:
-                self._epoch_dirty = True
             self._wakeup.notify()
 
     def _update_running_status(self) -> None:
@@ -350,8 +350,9 @@ class Dashboard(DashboardLayout):
         if text:
             self._set_status(text)
 
-    def _redraw(self, in_process: bool = False) -> None:
-        """Draw the session's runs into the plot widget and count the redraw."""
+    def _redraw(self, in_process: bool = False) -> tuple[float, float]:
+        """Draw the session's runs into the plot widget and count the redraw; returns its CPU
+        seconds in this process and in the plot helper."""
         with self._render_lock:
             with self._lock:
                 current = self.session.current if self.session.current in self.session.records else None
@@ -361,12 +362,14 @@ class Dashboard(DashboardLayout):
             self.plot.value = self.drawing.png(runs, self.figsize, in_process=in_process)
             t1 = time.perf_counter()
             self.render_seconds.append(time.thread_time() - cpu0)
+            self.helper_seconds.append(self.drawing.helper_cpu)
             self.redraw_times.append(t1)
             self.redraw_count += 1
             if current is not None:
                 current.redraws += 1
                 if shows_current and current.first_drawn is None:
                     current.first_drawn = t1
+            return self.render_seconds[-1], self.helper_seconds[-1]
 
 
 def _check_arguments(model, train_data, val_data, config, callbacks, refresh_interval, threads) -> None:
@@ -389,4 +392,4 @@ def _check_arguments(model, train_data, val_data, config, callbacks, refresh_int
         raise ValueError(f"threads must be 'auto', None or an int >= 1, got {threads!r}")
 
 
-__all__ = ["DRAW_SHARE", "Dashboard"]
+__all__ = ["Dashboard"]

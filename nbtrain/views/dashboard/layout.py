@@ -42,6 +42,8 @@ PRECISION_CHOICES = (
     ("fp16 mixed (loss scaling)", "16-mixed"),
 )
 _STYLE = {"description_width": "initial"}
+TEXT_FALLBACK = ("nbtrain.Dashboard: its controls, live plots and diagnosis show when this cell runs in Jupyter "
+                 "(widgets need a running kernel).")
 
 
 class DashboardLayout:
@@ -49,10 +51,13 @@ class DashboardLayout:
 
     ``controls`` maps config field names (and ``clip_on``) to their widgets; ``widget`` is
     the whole tree; ``status``, ``error`` and ``diagnosis_html`` are what the panels show.
+    ``image_width`` is the plots' width in pixels: the picture is shown at most that wide,
+    so its 9-pt texts are never enlarged into a blur (a narrower notebook shrinks it).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, image_width: int = 1000) -> None:
         self._status_text = ""
+        self._image_width = image_width  # the plot's PNG width in pixels: shown no wider (never blurred)
         self._error_text = ""
         self._diagnosis_html = ""
         self._build_controls()
@@ -123,7 +128,7 @@ class DashboardLayout:
     def _build_panels(self) -> None:
         self.status_widget = W.HTML()
         self.error_widget = W.HTML()
-        self.plot = W.Image(format="png", layout=W.Layout(width="100%", max_width="1200px"))
+        self.plot = W.Image(format="png", layout=W.Layout(width="100%", max_width=f"{self._image_width}px"))
         self.diagnosis_widget = W.HTML(layout=W.Layout(width="60%", max_height="420px", overflow="auto"))
         self.log_widget = W.Textarea(
             value="", disabled=True, placeholder="log lines of the runs appear here",
@@ -141,7 +146,12 @@ class DashboardLayout:
             widget.add_class("nbtrain-button-" + widget.description.lower().replace(" ", "-"))
 
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        """The widget tree, and for where widgets cannot show (a notebook opened without running
+        it, a viewer) a line that says what it is instead of the widgets' long repr."""
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        if bundle:
+            bundle["text/plain"] = TEXT_FALLBACK
+        return bundle
 
     # -- controls <-> config values ------------------------------------------------------
     def show_config(self, config: TrainConfig) -> None:
@@ -216,5 +226,5 @@ def device_choices() -> list[str]:
     return ["auto", *devices.available()]
 
 
-__all__ = ["CONTROLLED_FIELDS", "LR_RANGE", "PRECISION_CHOICES", "SCHEDULER_CHOICES", "DashboardLayout",
-           "device_choices"]
+__all__ = ["CONTROLLED_FIELDS", "LR_RANGE", "PRECISION_CHOICES", "SCHEDULER_CHOICES", "TEXT_FALLBACK",
+           "DashboardLayout", "device_choices"]

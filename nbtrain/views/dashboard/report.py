@@ -1,7 +1,9 @@
 """The dashboard's texts: the status line of a run, and the diagnosis panel when it ends.
 
 The panel shows ``nbtrain.diagnose`` and ``nbtrain.check_expectations`` of the finished
-run as HTML (Markdown rendered with mistune when it is installed, else as plain text).
+run as HTML (Markdown rendered with mistune when it is installed, else as plain text). Its
+headings are never smaller than its text (``HEADING_SIZES``). Epochs are numbered from 0,
+as in every report: ``epoch 3 (of 0-6)``.
 """
 
 from __future__ import annotations
@@ -12,14 +14,19 @@ from typing import Callable
 
 from ...training.config import TrainConfig
 from ...training.trainer import Run
+from ..livepanel import lr_text
 from .session import RunRecord
+
+# The panel's headings: the run's header, then the reports' levels 1-3, each as an HTML level
+# and a font size relative to the panel's text (browsers draw h5 and h6 smaller than text).
+HEADING_SIZES = {0: ("h3", 1.3), 1: ("h4", 1.2), 2: ("h5", 1.1), 3: ("h6", 1.0)}
 
 
 def describe(c: TrainConfig) -> str:
     """The settings the controls show, in one line (for the status after Load)."""
     clip = "off" if c.grad_clip is None else f"{c.grad_clip:g}"
     return (
-        f"lr {c.lr:g}, clip {clip}, patience {c.scheduler_patience}, {c.scheduler}, batch {c.batch_size}"
+        f"lr {lr_text(c.lr)}, clip {clip}, patience {c.scheduler_patience}, {c.scheduler}, batch {c.batch_size}"
         f" x {c.grad_accum_steps} accumulation, {c.epochs} epochs, seed {c.seed}, device {c.device},"
         f" precision {c.precision}"
     )
@@ -38,14 +45,16 @@ def end_status(record: RunRecord) -> str:
 
 
 def running_status(record: RunRecord) -> str:
-    """``Run #n: epoch e/E, step s, k epoch(s) done, r steps/s (device, precision)`` ("" before the first step)."""
-    n_steps, n_epochs, spe = len(record.steps), len(record.epochs), record.steps_per_epoch
+    """``Run #n: epoch 3 (of 0-6), 1,750 steps done, 95 steps/s (device, precision P)``: the
+    epoch in progress, numbered from 0 ("" before the first step)."""
+    n_steps, spe = len(record.steps), record.steps_per_epoch
     if not n_steps:
         return ""
     elapsed = time.perf_counter() - (record.fit_started or record.started)
-    epoch = min(n_steps // max(spe, 1), record.config.epochs - 1)
-    return (f"Run #{record.index}: epoch {epoch + 1}/{record.config.epochs}, step {n_steps:,}, "
-            f"{n_epochs} epoch(s) done, {n_steps / max(elapsed, 1e-9):.0f} steps/s ({record.ran_on})")
+    last = record.config.epochs - 1
+    epoch = min(n_steps // max(spe, 1), last)
+    return (f"Run #{record.index}: epoch {epoch} (of 0-{last}), {n_steps:,} steps done, "
+            f"{n_steps / max(elapsed, 1e-9):.0f} steps/s ({record.ran_on})")
 
 
 def diagnosis_html(record: RunRecord) -> str:
@@ -54,7 +63,7 @@ def diagnosis_html(record: RunRecord) -> str:
     from ...diagnosis.expectations import check_expectations
 
     run = record.run
-    parts = [f"<h4>Run #{record.index}: {html.escape(record.label)} ({html.escape(run.status)})</h4>"]
+    parts = [heading(0, f"Run #{record.index}: {html.escape(record.settings)} ({html.escape(run.status)})")]
     if run.message:
         parts.append(f"<p>{html.escape(run.message)}</p>")
     if not run.history.epochs:
@@ -86,10 +95,22 @@ def markdown_to_html(text: str) -> str:
         out = mistune.create_markdown(plugins=["table", "strikethrough"])(text)
     except Exception:
         return f"<pre style='white-space:pre-wrap'>{html.escape(text)}</pre>"
-    # Reports use h1-h3; inside a panel below the plots, smaller headings read better.
+    # Reports use h1-h3; under the run's header they become h4-h6, none smaller than the text.
     for level in (3, 2, 1):
-        out = out.replace(f"<h{level}>", f"<h{level + 3}>").replace(f"</h{level}>", f"</h{level + 3}>")
+        tag, size = HEADING_SIZES[level]
+        out = out.replace(f"<h{level}>", _open(tag, size)).replace(f"</h{level}>", f"</{tag}>")
     return out
 
 
-__all__ = ["describe", "diagnosis_html", "end_status", "failure_html", "markdown_to_html", "running_status"]
+def heading(level: int, text_html: str) -> str:
+    """``text_html`` as the panel's heading of ``level`` (0: the run's header; 1-3: a report's)."""
+    tag, size = HEADING_SIZES[level]
+    return f"{_open(tag, size)}{text_html}</{tag}>"
+
+
+def _open(tag: str, size: float) -> str:
+    return f'<{tag} style="font-size:{size:g}em;margin:0.6em 0 0.3em">'
+
+
+__all__ = ["HEADING_SIZES", "describe", "diagnosis_html", "end_status", "failure_html", "heading", "markdown_to_html",
+           "running_status"]

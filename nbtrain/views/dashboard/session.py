@@ -16,6 +16,7 @@ from ... import measures
 from ...training.callbacks import Callback
 from ...training.config import TrainConfig
 from ...training.trainer import Run, Trainer
+from ..livepanel import lr_text
 
 
 @dataclass
@@ -43,12 +44,18 @@ class RunRecord:
         return f"{meta.get('device') or self.device}, precision {meta.get('precision') or self.config.precision}"
 
     @property
-    def label(self) -> str:
-        """``#index lr .. clip .. pat ..``, plus the scheduler when it is not the plateau one."""
+    def settings(self) -> str:
+        """``lr 2e-5, clip 2, patience 5``: the settings the run is known by (the scheduler
+        instead of the patience when it is not the plateau one)."""
         c = self.config
         clip = "off" if c.grad_clip is None else f"{c.grad_clip:g}"
-        extra = "" if measures.uses_plateau(c) else f" {c.scheduler}"
-        return f"#{self.index} lr {c.lr:.0e} clip {clip} pat {c.scheduler_patience}{extra}"
+        schedule = f"patience {c.scheduler_patience}" if measures.uses_plateau(c) else c.scheduler
+        return f"lr {lr_text(c.lr)}, clip {clip}, {schedule}"
+
+    @property
+    def label(self) -> str:
+        """``#2 lr 2e-5, clip 2, patience 5``: the run's number and settings (the plots' key)."""
+        return f"#{self.index} {self.settings}"
 
     def timing(self) -> dict:
         """Seconds from Train to the first plot showing a step and to the end; redraws during it."""
