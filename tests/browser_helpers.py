@@ -149,3 +149,17 @@ class LabServer:
         except (ProcessLookupError, PermissionError):
             pass
         self._log.close()
+
+
+def sync_api_or_fail():
+    """Playwright's sync API, once Chromium and playwright are both there (else ``ci.unavailable``)."""
+    import importlib
+
+    from ci import unavailable
+
+    if not Path(CHROMIUM).exists():
+        unavailable(f"{CHROMIUM} is missing (install it with: apt-get install -y chromium, or make browser-deps)")
+    try:
+        return importlib.import_module("playwright.sync_api")
+    except ImportError as exc:
+        unavailable(f"the Python playwright package is not installed ({exc}); pip install -e '.[dev]'")

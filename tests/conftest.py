@@ -34,3 +34,11 @@ def quiet():
 def require():
     """``require(module, reason)``: the optional module, else skip (fail under ``CI=true``); see ci.py."""
     return ci.require
+
+
+@pytest.fixture(scope="module")
+def sync_api():
+    """Playwright's sync API for the browser tests (fails under CI=true when Chromium or playwright is missing)."""
+    from browser_helpers import sync_api_or_fail
+
+    return sync_api_or_fail()

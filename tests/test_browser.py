@@ -19,7 +19,6 @@ fails: CI must not go green without the browser test.
 
 from __future__ import annotations
 
-import importlib
 import re
 import shutil
 import time
@@ -28,7 +27,6 @@ from pathlib import Path
 import pytest
 
 from browser_helpers import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, REPO_ROOT, LabServer
-from ci import unavailable
 from nbtrain.views.dashboard.layout import TEXT_FALLBACK
 
 pytestmark = pytest.mark.browser
@@ -38,17 +36,6 @@ NEW_LR = "3.00e-5"  # what the test types into the LR slider's readout
 RUN_HEADER = "Run #1: lr 3e-5, clip 2, patience 5 (completed)"  # ROUND1's controls at that LR
 DOCMANAGER = "@jupyterlab/docmanager-extension:plugin"
 MIN_TEXT_PX = 12.0  # 9 pt in CSS pixels (a point is 4/3 of a pixel)
-
-
-@pytest.fixture(scope="module")
-def sync_api():
-    """Playwright's sync API, once Chromium and playwright are both there."""
-    if not Path(CHROMIUM).exists():
-        unavailable(f"{CHROMIUM} is missing (install it with: apt-get install -y chromium, or make browser-deps)")
-    try:
-        return importlib.import_module("playwright.sync_api")
-    except ImportError as exc:
-        unavailable(f"the Python playwright package is not installed ({exc}); pip install -e '.[dev]'")
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,6 @@ from pathlib import Path
 import pytest
 
 from browser_helpers import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, REPO_ROOT, LabServer
-from ci import unavailable
 
 NOTEBOOKS = sorted(p.name for p in (REPO_ROOT / "notebooks").glob("*.ipynb"))
 SHOTS = ARTIFACTS / "notebooks"
@@ -56,17 +55,6 @@ def stored_outputs(path: Path) -> tuple[list[bool], list[str]]:
             if TRACEBACK in text or (out.get("name") == "stderr" and EXCEPTION.search(text)):
                 errors.append(f"code cell {n}, {out.get('name', out['output_type'])}: {text[:300]!r}")
     return [bool(c.get("outputs")) for c in cells], errors
-
-
-@pytest.fixture(scope="module")
-def sync_api():
-    """Playwright's sync API, once Chromium and playwright are both there."""
-    if not Path(CHROMIUM).exists():
-        unavailable(f"{CHROMIUM} is missing (install it with: apt-get install -y chromium, or make browser-deps)")
-    try:
-        return importlib.import_module("playwright.sync_api")
-    except ImportError as exc:
-        unavailable(f"the Python playwright package is not installed ({exc}); pip install -e '.[dev]'")
 
 
 def crafted_notebook() -> dict:
