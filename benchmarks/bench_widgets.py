@@ -31,6 +31,9 @@ training windows, batch 8 (750 optimizer steps per epoch). It measures whichever
 is first on the path, so the same script compares two checkouts:
 
     PYTHONPATH=. python benchmarks/bench_widgets.py --reps 5 --threads 1,all
+
+``--renders-only STEPS`` times only the kept figure's redraws (no training, no dashboard):
+a made-up 7-epoch run growing STEPS steps per redraw beside a finished one.
 """
 
 from __future__ import annotations
@@ -95,6 +98,9 @@ def _parse_args() -> argparse.Namespace:
                         help="torch CPU thread counts, comma-separated ('all': every core); default 1,all")
     parser.add_argument("--dashboard-threads", default="none",
                         help="the dashboard's threads argument: none (default: torch's setting), auto, or a number")
+    parser.add_argument("--renders-only", type=int, metavar="STEPS", default=0,
+                        help="only time a kept figure's redraws of a made-up 7-epoch run beside an earlier one, "
+                             "one redraw every STEPS steps (no training)")
     args = parser.parse_args()
     args.thread_counts = [os.cpu_count() or 1 if t.strip() == "all" else int(t) for t in args.threads.split(",")]
     return args
@@ -152,8 +158,43 @@ class Bench:
                 "render": list(board.render_seconds[kernel_from:])}
 
 
+def renders_only(every: int, epochs: int = 7, steps_per_epoch: int = 500) -> None:
+    """CPU per redraw of a kept ``LiveFigure`` (what the helper does), on made-up rows: a
+    finished run and a current one growing ``every`` steps at a time."""
+    import math
+    import random
+
+    from nbtrain.views.liveplot import LiveFigure
+
+    rng = random.Random(0)
+
+    def rows(lr, clip, growth):
+        steps = [{"epoch": i // steps_per_epoch, "step": i, "loss": 0.5 / (1 + i / 300) + 0.05 * rng.random(),
+                  "grad_norm": (1 + growth * i / steps_per_epoch) * (0.7 + 0.6 * rng.random()), "lr": lr,
+                  "clipped": False, "clip_factor": 1.0} for i in range(epochs * steps_per_epoch)]
+        for r in steps:
+            r["clipped"] = r["grad_norm"] > clip
+        return steps, [{"epoch": e, "train_loss": 0.4 / (1 + e), "val_loss": 0.6 + 0.05 * math.sin(e),
+                        "lr_start": lr, "lr": lr, "n_steps": steps_per_epoch} for e in range(epochs)]
+
+    done = (1, "#1 lr 2e-5, clip 2, patience 5", presets.ROUND1, *rows(2e-5, 2.0, 2.0), steps_per_epoch, False)
+    steps, epoch_rows = rows(1e-5, 3.0, 1.0)
+    figure, costs = LiveFigure(), []
+    for k in range(1, len(steps) + 1, every):
+        snap = [done, (2, "#2 lr 1e-5, clip 3, patience 3", presets.ROUND2, steps[:k],
+                       epoch_rows[: k // steps_per_epoch], steps_per_epoch, True)]
+        t0 = time.process_time()
+        figure.render(snap)
+        costs.append(time.process_time() - t0)
+    print(f"kept LiveFigure {figure.figsize} at {figure.dpi} dpi, nbtrain from {os.path.dirname(nbtrain.__file__)}: "
+          f"{len(costs)} redraws, one every {every} steps; CPU per redraw median {1000 * statistics.median(costs):.1f} ms,"
+          f" mean {1000 * statistics.mean(costs):.1f} ms")
+
+
 def main() -> None:
     args = _parse_args()
+    if args.renders_only:
+        return renders_only(args.renders_only)
     bench = Bench(args)
     print(f"bench_widgets: {bench.what}; nbtrain from {os.path.dirname(nbtrain.__file__)}")
     print(f"torch {torch.__version__}, thread counts {args.thread_counts}, dashboard threads "
