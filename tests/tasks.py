@@ -31,3 +31,16 @@ class PlainDataset(Dataset):
 
     def __getitem__(self, i):
         return self.x[i], self.y[i]
+
+
+class DropoutNet(torch.nn.Module):
+    """A small net with dropout (its own fixed init, seed 3): resume tests need the RNG state restored."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(3)
+        self.net = torch.nn.Sequential(torch.nn.Linear(4, 32), torch.nn.ReLU(), torch.nn.Dropout(0.3),
+                                       torch.nn.Linear(32, 1))
+
+    def forward(self, x):  # (B, 4) -> (B, 1)
+        return self.net(x)

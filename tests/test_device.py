@@ -23,7 +23,7 @@ from nbtrain.training.checkpoint import restore
 from nbtrain.training.precision import MAX_SKIPS_IN_A_ROW
 from nbtrain.training.runfolder import CHECKPOINT_FILE, save_checkpoint
 
-from tasks import PlainDataset, make_mlp, make_regression
+from tasks import DropoutNet, PlainDataset, make_mlp, make_regression
 
 CFG = TrainConfig(lr=1e-2, grad_clip=1.0, epochs=3, batch_size=16, scheduler_patience=1, device="cpu", name="tiny")
 
@@ -314,17 +314,6 @@ def test_a_non_finite_loss_under_the_scaler_still_stops(tmp_path):
 
 
 # -- checkpoints ------------------------------------------------------------------------------------
-class DropoutNet(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(3)
-        self.net = torch.nn.Sequential(torch.nn.Linear(4, 32), torch.nn.ReLU(), torch.nn.Dropout(0.3),
-                                       torch.nn.Linear(32, 1))
-
-    def forward(self, x):
-        return self.net(x)
-
-
 @pytest.mark.parametrize("precision", ["32", "bf16-mixed", "16-mixed"])
 def test_resume_is_bit_for_bit_in_every_precision(tmp_path, precision):
     data = _data(80, 40)

@@ -12,7 +12,7 @@ import nbtrain
 from nbtrain import Callback, StopAfterSteps, TrainConfig, load_checkpoint, train
 from nbtrain.training.runfolder import CHECKPOINT_FILE, code_fingerprint, source_fingerprint
 
-from tasks import PlainDataset, make_mlp, make_regression
+from tasks import DropoutNet, PlainDataset, make_mlp, make_regression
 
 CFG = TrainConfig(lr=1e-2, grad_clip=1.0, epochs=3, batch_size=16, scheduler_patience=1, name="tiny")
 
@@ -193,17 +193,6 @@ def test_cosine_warm_restarts_steps_per_batch_with_fractional_epochs(quiet):
     assert [r["lr"] for r in run.history.steps] == pytest.approx(expected, rel=1e-12)
     assert run.history.steps[1]["lr"] < run.history.steps[0]["lr"]
     assert run.history.steps[4]["lr"] == pytest.approx(0.1)  # restart at each epoch
-
-
-class DropoutNet(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(3)
-        self.net = torch.nn.Sequential(torch.nn.Linear(4, 32), torch.nn.ReLU(), torch.nn.Dropout(0.3),
-                                       torch.nn.Linear(32, 1))
-
-    def forward(self, x):  # (B, 4) -> (B, 1)
-        return self.net(x)
 
 
 @pytest.mark.parametrize("scheduler", ["plateau", "cosine_warm_restarts"])
