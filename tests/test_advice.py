@@ -21,7 +21,7 @@ from histories import (
 )
 from tasks import make_mlp, make_regression
 
-from nbtrain import TrainConfig, summarize, train
+from nbtrain import TrainConfig, measures, summarize, train
 from nbtrain.cli import main
 from nbtrain.diagnosis.diagnostics import diagnose
 from nbtrain.diagnosis.findings import (
@@ -84,11 +84,45 @@ def test_gradient_growth_quotes_the_growth_summarize_shows():
     assert percent(f.evidence["clip_fraction"]) in text(f)
 
 
+def _late_share(norms, threshold, late=(5, 6)):
+    """Share of the late epochs' steps torch's clip_grad_norm_ scales at ``threshold`` (coef < 1)."""
+    flags = [threshold / (n + 1e-6) < 1 for e in late for n in norms[e]]
+    return sum(flags) / len(flags)
+
+
+def test_gradient_growth_says_what_the_p90_threshold_would_clip():
+    # norms grown 1.6x per epoch: epoch 0's p90 sits below every late step
+    norms = growing_norms(7)
+    cfg = CLIP2.replace(epochs=7)
+    f = diagnose(make_history(HEALTHY_VAL[:7], norms=norms, config=cfg), cfg).get(GRADIENT_GROWTH)
+    p90 = measures.percentile(norms[0], 90)
+    share = _late_share(norms, p90)
+    assert share == 1.0 and f.evidence["suggested_clip"] == pytest.approx(p90)
+    assert f.evidence["suggested_clip_late_share"] == pytest.approx(share)
+    assert f"near {sig(p90, 3)}, the 90th percentile of epoch 0's pre-clip norms" in f.suggestion
+    assert f"on this run it would have clipped {percent(share)} of the steps of epochs 5-6" in f.suggestion
+    assert "so first bring the growth down" in f.suggestion and num(p90) not in f.suggestion  # 3 figures, not 5
+    change = next(c for c in f.changes if c.field == "grad_clip" and c.direction == "to")
+    assert change.value == pytest.approx(p90) and change.text in f.suggestion
+
+
+def test_gradient_growth_p90_threshold_that_would_clip_few_late_steps():
+    # only the largest norm grows (a rising tail): the p90 threshold would clip a minority of the late steps
+    norms = [[1.0 + 0.01 * i for i in range(20)] + [1.2 * 1.5 ** e] for e in range(7)]
+    cfg = CLIP2.replace(epochs=7)
+    f = diagnose(make_history(HEALTHY_VAL[:7], norms=norms, config=cfg), cfg).get(GRADIENT_GROWTH)
+    p90 = measures.percentile(norms[0], 90)
+    share = _late_share(norms, p90)
+    assert 0 < share < 0.5 and f.evidence["suggested_clip_late_share"] == pytest.approx(share)
+    assert f"on this run it would have clipped {percent(share)} of the steps of epochs 5-6." in f.suggestion
+    assert "bring the growth down" not in f.suggestion
+
+
 def test_heavy_clipping_quotes_its_shares():
     f = diagnose(make_history(HEALTHY_VAL, norms=growing_norms(12), config=CLIP2), CLIP2).get(HEAVY_CLIPPING)
     assert percent(f.evidence["clip_fraction"]) in f.problem
     assert percent(f.evidence["clip_fraction_last_epoch"]) in f.problem
-    assert num(f.evidence["suggested_clip"]) in f.suggestion
+    assert sig(f.evidence["suggested_clip"], 3) in f.suggestion
 
 
 def test_lr_not_adapting_quotes_its_state():

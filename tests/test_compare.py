@@ -137,6 +137,23 @@ def test_format_table_on_a_sweep_table():
     assert list(shown["error"]) == ["", "worker failed"] and list(shown["train_time_s"]) == ["5.26 s", "inf"]
 
 
+def test_format_table_writes_integer_columns_as_integers():
+    # integer dtype (numpy or pandas' nullable Int64) is whole numbers, whatever the column's name;
+    # a float column stays a float column even when its values happen to be whole (a loss of 1.0)
+    df = pd.DataFrame({"epoch": [0, 1, 12], "lower_in": pd.array([3, None, 12345], dtype="Int64"),
+                       "pairs": pd.array([4, 5, 6], dtype="uint8"), "val_loss": [1.0, 2.0, 0.5],
+                       "grad_norm_p50": [3.0, 4.0, 5.0], "train_loss": [1, 2, 3], "ratio": [0.25, 1.5, 2.0]})
+    shown = format_table(df)
+    assert list(shown["epoch"]) == ["0", "1", "12"]
+    assert list(shown["lower_in"]) == ["3", "n/a", "12,345"] and list(shown["pairs"]) == ["4", "5", "6"]
+    assert list(shown["train_loss"]) == ["1", "2", "3"]  # an integer loss has no decimals to lose
+    assert list(shown["val_loss"]) == ["1.0000", "2.0000", "0.5000"]
+    assert list(shown["grad_norm_p50"]) == ["3.000", "4.000", "5.000"]
+    assert list(shown["ratio"]) == ["0.2500", "1.5000", "2.0000"]
+    as_objects = pd.DataFrame({"epoch": pd.Series([0, None, 7], dtype=object)})  # Python ints and a gap
+    assert list(format_table(as_objects)["epoch"]) == ["0", "n/a", "7"]
+
+
 def test_comparison_png_has_a_panel_per_logged_metric(tmp_path, monkeypatch):
     import matplotlib
 

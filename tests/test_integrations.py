@@ -20,6 +20,7 @@ import torch
 
 import nbtrain
 from ci import require
+from nbtrain import measures
 from nbtrain.cli import main as cli_main
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -56,7 +57,7 @@ def _by_step(rows, key):
 
 # -- Lightning ---------------------------------------------------------------------------------
 def _lightning_run(tmp_path, callbacks, clip=5.0, epochs=3, accumulate=1, algorithm="norm", fail_at=None,
-                   val_check_interval=1.0, plugins=None, poison_at=None):
+                   val_check_interval=1.0, plugins=None, poison_at=None, plateau=None):
     pl = require("lightning.pytorch", "Lightning is " + EXTRA.format("lightning"))
     from lightning.pytorch.callbacks import LearningRateMonitor
     from lightning.pytorch.loggers import CSVLogger
@@ -83,6 +84,9 @@ def _lightning_run(tmp_path, callbacks, clip=5.0, epochs=3, accumulate=1, algori
 
         def configure_optimizers(self):
             opt = torch.optim.SGD(self.parameters(), lr=0.1)
+            if plateau is not None:  # stepped by Lightning at each epoch's end, on the logged val_loss
+                sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, **plateau)
+                return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss"}}
             sched = torch.optim.lr_scheduler.StepLR(opt, step_size=5, gamma=0.5)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
@@ -165,6 +169,38 @@ def test_read_log_of_lightnings_csv_matches_the_callback(lightning_run):
         assert [mine[s] for s in common] == pytest.approx([theirs[s] for s in common], rel=rel, abs=0), key
     mine, theirs = _by_step(recorded.epochs, "val_loss"), _by_step(logged.epochs, "val_loss")
     assert sorted(theirs) == [7, 15, 23] and mine == theirs
+
+
+def test_lightning_plateau_cut_after_the_last_epoch_is_recorded_but_not_in_metrics_csv(tmp_path, quiet):
+    """Notebook 07's 4 cuts against 3: Lightning steps ReduceLROnPlateau after every epoch's validation,
+    the last one's included, and the callback records each epoch's LR after that step; LearningRateMonitor
+    logs the LR at the start of each optimizer step, so a cut after the last epoch, with no step after it,
+    is in the optimizer and the callback's record but in no row of metrics.csv."""
+    from nbtrain.integrations.lightning import NbtrainCallback
+
+    out = tmp_path / "run"
+    # no epoch after the first beats the best by 1e9: with patience 0 every later epoch cuts the LR
+    plateau = {"patience": 0, "factor": 0.5, "threshold": 1e9, "threshold_mode": "abs"}
+    trainer, _ = _lightning_run(tmp_path, [NbtrainCallback(out, sink=quiet.append)], plateau=plateau)
+    h = nbtrain.load_run(out).history
+    torch_lrs = nbtrain.simulate_plateau([r["val_loss"] for r in h.epochs], 0.1, **plateau)
+    assert torch_lrs == [0.1, 0.05, 0.025]
+    assert [r["lr"] for r in h.epochs] == torch_lrs
+    assert trainer.optimizers[0].param_groups[0]["lr"] == 0.025  # the LR in force once fit returns
+    recorded = measures.lr_cuts([r["lr"] for r in h.epochs], [r["epoch"] for r in h.epochs], start=0.1)
+    assert recorded == [(1, 0.1, 0.05), (2, 0.05, 0.025)]
+    logged = _csv_pairs(trainer, "lr-SGD")  # (step, LR at the step's start), 8 steps per epoch
+    assert [s for s, _ in logged] == list(range(24))
+    after = [logged[8 * (e + 1)][1] for e in (0, 1)]  # epoch e's LR after its scheduler step: epoch e+1's first
+    assert measures.lr_cuts(after, [0, 1], start=logged[0][1]) == recorded[:-1]  # all but the last epoch's cut
+    assert min(lr for _, lr in logged) == 0.05  # 0.025 never reached a row: no step came after that cut
+
+
+def _csv_pairs(trainer, name):
+    import csv
+
+    with open(os.path.join(trainer.logger.log_dir, "metrics.csv"), newline="") as fh:
+        return [(int(r["step"]), float(r[name])) for r in csv.DictReader(fh) if r.get(name)]
 
 
 def _csv_column(trainer, name):

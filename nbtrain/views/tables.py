@@ -14,7 +14,10 @@ the same index (the numeric table stays what code reads). The rules, by column n
   (``3.54×`` above ``4.00×``);
 - ``grad_clip``: ``2``, or ``off`` for no clipping;
 - times (``*_s``): 3 significant figures and ``s``;
-- other numbers: as losses (one number of decimals per column); words (``TEXT_COLUMNS``, strings) as they are.
+- other numbers: as losses (one number of decimals per column); words (``TEXT_COLUMNS``, strings) as they are;
+- integer columns (``integer_column``: an integer dtype, or object cells that are all ints), where the rules
+  above would show plain numbers (losses, other numbers): whole numbers, as counts are (``12,345``). A
+  float column stays a float column even when every value is whole: a loss of ``1.0`` keeps its decimals.
 
 A missing value is a word, never ``NaN``/``None``: ``lr_cuts`` of a run whose LR moves at every
 step (a cosine schedule: ``summarize`` counts no cuts there) is ``n/a (cosine)``; a missing clip
@@ -29,6 +32,7 @@ it); when some run's LR moved, both stay. ``short=True`` also shortens the heade
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Callable
 
 from ..diagnosis.formatting import percent, sci, sig, times
@@ -66,15 +70,33 @@ def column_decimals(values: Any, figures: int = 4, most: int = 6) -> int:
 
 
 def _column_formatter(name: str, values: Any) -> Callable[[float], str]:
-    """``_formatter(name)``, with one number of decimals for the column where it shows plain numbers."""
+    """``_formatter(name)``, with one number of decimals for the column where it shows plain numbers
+    (none for an integer column: ``integer_column``)."""
     fmt = _formatter(name)
     if fmt is times:
         g = column_decimals(values, figures=3)
         return lambda x: f"{x:,.{g}f}×"
     if fmt is sig:
-        d = column_decimals(values)
+        d = 0 if integer_column(values) else column_decimals(values)
         return lambda x: f"{x:,.{d}f}"
     return fmt
+
+
+def integer_column(values: Any) -> bool:
+    """True for a column of integers by type: an integer dtype (numpy's or pandas' nullable
+    ``Int64``), or object cells that are all ints (not bools) where present. A float column whose
+    values happen to be whole (a loss of 1.0, 2.0) is not one: its type says it is measured."""
+    import pandas as pd
+
+    dtype = getattr(values, "dtype", None)
+    if dtype is None or pd.api.types.is_bool_dtype(dtype):
+        return False
+    if pd.api.types.is_integer_dtype(dtype):
+        return True
+    if not pd.api.types.is_object_dtype(dtype):
+        return False
+    present = [v for v in values if _number(v) is not None or isinstance(v, str)]
+    return bool(present) and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in present)
 
 
 def _formatter(name: str) -> Callable[[float], str]:
@@ -171,4 +193,5 @@ def _cell(name: str, value: Any, row: Any, unknown_clip: Any, fmt) -> str:
     return format_cell(name, value, row, unknown_clip, fmt)
 
 
-__all__ = ["COUNT_COLUMNS", "column_decimals", "MISSING", "SHORT_HEADERS", "TEXT_COLUMNS", "format_cell", "format_table"]
+__all__ = ["COUNT_COLUMNS", "column_decimals", "integer_column", "MISSING", "SHORT_HEADERS", "TEXT_COLUMNS", "format_cell",
+           "format_table"]

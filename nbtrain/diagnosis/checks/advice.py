@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..findings import Change
-from ..formatting import num, sci
+from ..formatting import sci, sig
 from .context import Context
 
 Part = Change | str
@@ -41,7 +41,7 @@ def clip_near(ctx: Context, value: float | None, source: str) -> Change | None:
     """Set the clip threshold near ``value`` (the Playbook's 90th percentile of healthy norms)."""
     if value is None:
         return None
-    return Change("grad_clip", "to", float(value), f"Set the clip threshold near {num(value)}, the {source}.")
+    return Change("grad_clip", "to", float(value), f"Set the clip threshold near {sig(value, 3)}, the {source}.")
 
 
 def avoid_raising_clip(ctx: Context, why: str) -> Change | None:

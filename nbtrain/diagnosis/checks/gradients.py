@@ -8,6 +8,16 @@ ratio is at least ``GROWTH_RATIO`` and a log-linear fit of its per-epoch values 
 least ``GROWTH_PER_EPOCH`` per epoch (a trend, not one late spike). The problem quotes the
 growth of every statistic measured, the median first (``summarize``'s
 ``grad_norm_growth_p50``), each with 3 significant figures as the tables show it.
+
+The suggested threshold is the Tuning Playbook's default, the 90th percentile of the first
+epoch's pre-clip norms (``suggested_clip``). On a run whose norms grew, that threshold sits
+below most late norms, so the suggestion says what it would have done to this run:
+``late_share_clipped``, the share of the late window's steps (the growth's window) that
+``clip_grad_norm_`` would have scaled at it. A step counts as clipped as a logged ``clipped``
+flag does: torch's coefficient ``threshold / (norm + 1e-6)`` below 1, over the finite step
+norms (``RunData.norms_by_epoch``); the share is ``measures.clip_fraction`` of those flags.
+Above ``HEAVY_CLIP_FRACTION`` (half: HEAVY_CLIPPING's rule) the sentence says to bring the
+growth down first. Without step norms the share is unknown and not quoted.
 """
 
 from __future__ import annotations
@@ -18,16 +28,18 @@ from typing import Any
 import numpy as np
 
 from ... import measures
-from ..findings import GRADIENT_GROWTH, Finding
-from ..formatting import join, num, percent, times
-from .advice import avoid_raising_clip, clip_near, compose, lower_lr
-from .clipping import clip_share, suggested_clip
+from ..findings import GRADIENT_GROWTH, Change, Finding
+from ..formatting import join, num, percent, sig, times
+from ..run_data import RunData
+from .advice import avoid_raising_clip, compose, lower_lr
+from .clipping import HEAVY_CLIP_FRACTION, clip_share, suggested_clip
 from .context import PLAYBOOK, Context
 
 GROWTH_RATIO = 2.0  # RunData.growth ratio (late third vs first epoch) of a norm statistic
 GROWTH_PER_EPOCH = 1.1  # exp(slope of log norm vs epoch)
 CRITICAL_GROWTH_RATIO = 5.0
 NAMES = {"p50": "Median", "p90": "90th-percentile", "max": "Largest"}
+TORCH_CLIP_EPS = 1e-6  # clip_grad_norm_'s coefficient: threshold / (norm + 1e-6), clipped when below 1
 
 
 def log_linear_trend(epochs: list[float], values: np.ndarray) -> float | None:
@@ -111,10 +123,36 @@ def _clip_share_advice(ctx: Context) -> str:
             "lower LR over any threshold change")
 
 
-def _suggestion(ctx: Context, healthy: float | None, healthy_source: str):
+def late_share_clipped(data: RunData, threshold: float, late_epochs: list) -> float | None:
+    """Share of the steps of ``late_epochs`` that ``clip_grad_norm_`` at ``threshold`` would have
+    clipped (see the module's docstring); None without finite step norms there."""
+    grouped = data.norms_by_epoch() or {}
+    norms = measures.finite(n for e in late_epochs for n in grouped.get(e, ()))
+    if not norms:
+        return None
+    share, _ = measures.clip_fraction(clipped=[threshold / (n + TORCH_CLIP_EPS) < 1 for n in norms])
+    return share
+
+
+def _clip_change(ctx: Context, healthy: float | None, source: str, late_epochs: list,
+                 evidence: dict[str, Any]) -> Change | None:
+    """Set the threshold near the Playbook's default, with what it would have clipped on this run."""
+    if healthy is None:
+        return None
+    share = late_share_clipped(ctx.data, healthy, late_epochs)
+    evidence["suggested_clip_late_share"] = share
+    text = f"Set the clip threshold near {sig(healthy, 3)}, the {source} (a healthy {ctx.u.noun})"
+    if share is not None:
+        text += f"; on this run it would have clipped {percent(share)} of the steps of {ctx.u.span(late_epochs)}"
+        if share > HEAVY_CLIP_FRACTION:
+            text += ", more than the half above which clipping does the optimizer's job, so first bring the growth down"
+    return Change("grad_clip", "to", float(healthy), text + ".")
+
+
+def _suggestion(ctx: Context, clip: Change | None):
     return compose(
         lower_lr(ctx, why=_clip_share_advice(ctx)),
-        clip_near(ctx, healthy, f"{healthy_source} (a healthy {ctx.u.noun})"),
+        clip,
         avoid_raising_clip(ctx, "to make room for the grown norms"),
     )
 
@@ -133,7 +171,8 @@ def _gradient_growth(ctx: Context, stats: dict[str, dict], growing: dict[str, di
     evidence["suggested_clip"] = healthy
     dynamics = ("the target's dynamics make gradients grow as they are learned (chaotic systems do)" if ctx.reference
                 else "the target's structure makes gradients grow as it is learned")
-    suggestion, changes = _suggestion(ctx, healthy, healthy_source)
+    late = next(iter(stats.values()))["late_epochs"]
+    suggestion, changes = _suggestion(ctx, _clip_change(ctx, healthy, healthy_source, late, evidence))
     return Finding(
         code=GRADIENT_GROWTH,
         severity="critical" if worst >= CRITICAL_GROWTH_RATIO else "warning",
@@ -155,4 +194,5 @@ def _gradient_growth(ctx: Context, stats: dict[str, dict], growing: dict[str, di
     )
 
 
-__all__ = ["CRITICAL_GROWTH_RATIO", "GROWTH_PER_EPOCH", "GROWTH_RATIO", "check_gradients", "log_linear_trend"]
+__all__ = ["CRITICAL_GROWTH_RATIO", "GROWTH_PER_EPOCH", "GROWTH_RATIO", "TORCH_CLIP_EPS", "check_gradients",
+           "late_share_clipped", "log_linear_trend"]
