@@ -111,6 +111,7 @@ def speed(args: argparse.Namespace) -> None:
     print("\n".join(lines))
     runs: dict[bool, list] = {False: [], True: []}
     ratios: list[tuple[float, float]] = []
+    old_ms: list[float] = []  # the old path's CPU ms per optimizer step, per pair
     for i in range(args.speed):
         order = (False, True) if i % 2 == 0 else (True, False)
         timed = {fused: timed_run(fused, seed, args.data_seed) for fused in order}
@@ -118,12 +119,15 @@ def speed(args: argparse.Namespace) -> None:
         runs[False].append(old)
         runs[True].append(new)
         ratios.append((w0 / w1, c0 / c1))
+        old_ms.append(c0 / len(old.history.steps) * 1e3)
         first = "default first" if order[0] is False else "fused first"
         lines.append(f"| {i} | {first} | {w0:.1f} / {c0:.1f} | {w1:.1f} / {c1:.1f} | {w0 / w1:.2f} | {c0 / c1:.2f} |")
         print(lines[-1], flush=True)
     notes = _speed_notes(runs, ratios) if ratios else []
     if args.profile:
         notes += ["", *profile_table(seed, args.data_seed)]
+    if ratios:
+        notes += ["", *floor_lines(seed, args.data_seed, statistics.median(old_ms))]
     print("\n".join(notes))
     title = "# Reference experiment: speed of a 7-epoch run"
     body = [title, "", *_stamp(), f"Training seed {seed}, data_seed {args.data_seed}; each run is "
@@ -145,6 +149,35 @@ def _speed_notes(runs: dict[bool, list], ratios: list[tuple[float, float]]) -> l
         f"The kernels' validation losses differ by at most {val_diff:.1e} relative over the 7 epochs; "
         f"round-1 symptoms hold on every run: default {holds[False]}, fused {holds[True]}.",
     ]
+
+
+FLOOR_OPS = ("aten::addmm", "aten::mm", "aten::_fused_adam_")  # the products and Adam's fused kernel
+
+
+def floor_lines(seed: int, data_seed: int, default_ms: float, epochs: int = 1) -> list[str]:
+    """What the matrix products and the fused Adam kernel alone cost per step, against half of the old step.
+
+    One ``epochs``-epoch ROUND1 run on the default path under ``torch.profiler``; the self CPU time of
+    the forward's and backward's matrix products (``addmm``, ``mm``) and of Adam's fused kernel is
+    summed and divided by the steps. Any fp32 implementation of this step at batch 8 runs these
+    products and reads and writes every parameter, gradient and moment once, so when this floor
+    is above half the old step, a 2x speed-up needs a change of the arithmetic (precision, batch
+    size, model), not of the loop.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    config = presets.ROUND1.replace(seed=seed, data_seed=data_seed, epochs=epochs)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        run = nbtrain.train(config, sink=None)
+    n = len(run.history.steps)
+    own = {e.key: e.self_cpu_time_total / 1e3 / n for e in prof.key_averages() if e.key in FLOOR_OPS}
+    floor = sum(own.values())
+    parts = ", ".join(f"{k.split('::')[1]} {v:.3f}" for k, v in own.items())
+    verdict = ("above: 2x is out of reach of any loop change on this machine" if floor > default_ms / 2
+               else "below: 2x is not ruled out by the kernels")
+    return [f"Kernel floor (one {epochs}-epoch run on the default path under torch.profiler, self CPU ms per step): "
+            f"{parts}; together {floor:.3f} ms. Half of the old path's step (median of the pairs above, "
+            f"{default_ms:.3f} ms) is {default_ms / 2:.3f} ms: the floor is {verdict}."]
 
 
 class Clocks:
