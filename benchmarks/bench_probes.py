@@ -91,11 +91,11 @@ def _repetition(cfg) -> tuple[float, int, dict[str, tuple[str, float]]]:
             _timed(lambda: gradient_noise_scale(model, data)),
         ),
         "estimate_sharpness": (
-            f"defaults: 12 HVPs on {SHARPNESS_BATCH} examples",
+            f"defaults: at most 12 HVPs (tol 1e-5) on {SHARPNESS_BATCH} examples",
             _timed(lambda: estimate_sharpness(model, batch)),
         ),
         "estimate_sharpness + Adam": (
-            f"raw + preconditioned: 2 x 12 HVPs on {SHARPNESS_BATCH}",
+            f"raw + preconditioned: 2 x at most 12 HVPs on {SHARPNESS_BATCH}",
             _timed(lambda: estimate_sharpness(model, batch, optimizer=opt)),
         ),
     }

@@ -288,6 +288,31 @@ def test_noise_scale_when_the_noise_swamps_the_signal():
     assert text.startswith("The gradient noise swamps the mean gradient") and "the cap that keeps 16 steps" in text
 
 
+def test_noise_scale_pairs_are_the_paper_formulas_bit_for_bit(data):
+    """Each pair's estimates equal the formulas on float64 copies of the flat gradients, recomputed here."""
+    model = make_mlp(hidden=32)
+    res = gradient_noise_scale(model, data[0], small_batch=4, big_batch=32, n_pairs=3, n_small=3, seed=7)
+    params, (x_all, y_all) = list(model.parameters()), data[0].tensors
+    gen, loss_fn = torch.Generator().manual_seed(7), nn.MSELoss()
+
+    def sq_norm(x, y):
+        g = torch.cat([t.reshape(-1) for t in torch.autograd.grad(loss_fn(model(x), y), params)]).double()
+        return g.dot(g)
+
+    grad_sq, trace = [], []
+    for _ in range(3):
+        idx = torch.randperm(len(x_all), generator=gen)[:32]
+        x, y = x_all[idx], y_all[idx]
+        s_big = sq_norm(x, y)
+        s_small = 0.0
+        for j in range(3):
+            s_small = s_small + sq_norm(x[4 * j : 4 * j + 4], y[4 * j : 4 * j + 4])
+        s_small = s_small / 3
+        grad_sq.append(float((32.0 * s_big - 4.0 * s_small) / 28.0))
+        trace.append(float((s_small - s_big) / (1 / 4.0 - 1 / 32.0)))
+    assert res.grad_sq_pairs == grad_sq and res.trace_pairs == trace
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -411,6 +436,35 @@ class _Quadratic(nn.Module):
 def test_sharpness_finds_the_top_eigenvalue_when_a_negative_one_is_larger():
     res = estimate_sharpness(_Quadratic([-5.0, 2.0, 1.0]), (torch.zeros(1), torch.zeros(1)), loss_fn=lambda out, y: out, iters=60)
     assert res.sharpness == pytest.approx(2.0, rel=1e-3)
+
+
+def test_sharpness_is_plain_power_iteration_bit_for_bit_and_stops_once_converged():
+    model, x, y = _tiny_net()
+    params = list(model.parameters())
+    grads = torch.autograd.grad(nn.functional.mse_loss(model(x), y), params, create_graph=True)
+    v = torch.randn(sum(p.numel() for p in params), generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    v = v / v.norm()
+    plain = []  # the Rayleigh quotient of each iteration, with fresh tensors throughout
+    for _ in range(40):
+        vs, i = [], 0
+        for p in params:
+            vs.append(v[i : i + p.numel()].view_as(p))
+            i += p.numel()
+        hv = torch.cat([t.reshape(-1) for t in torch.autograd.grad(grads, params, vs, retain_graph=True)])
+        plain.append(float(hv.dot(v)))
+        v = hv / hv.norm()
+
+    full = estimate_sharpness(model, (x, y), seed=4, iters=40, tol=0)
+    assert full.trace == plain and full.sharpness == max(plain) and full.iters == 40
+    early = estimate_sharpness(model, (x, y), seed=4, iters=40)  # tol 1e-5: stops once two quotients agree to it
+    k = len(early.trace)
+    assert 2 <= k < 40 and early.trace == plain[:k]
+    assert abs(plain[k - 1] - plain[k - 2]) < 1e-5 * abs(plain[k - 1])
+    assert all(abs(b - a) >= 1e-5 * abs(b) for a, b in zip(plain[: k - 2], plain[1 : k - 1]))
+    assert early.sharpness == pytest.approx(full.sharpness, rel=40 * 1e-5)  # the documented bound
+    for bad in (-1e-3, 1.0, math.nan, "1e-5", True):
+        with pytest.raises(ValueError, match=r"tol must be a number in \[0, 1\), got"):
+            estimate_sharpness(model, (x, y), tol=bad)
 
 
 def test_sharpness_restores_batchnorm_buffers_grads_and_rng():

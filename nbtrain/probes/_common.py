@@ -116,14 +116,20 @@ def as_batch(batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     raise TypeError(f"batch must be (inputs, targets) tensors or a Dataset, got {type(batch).__name__}")
 
 
-def flat_grad(loss: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
-    """d loss / d params as one flat vector (zeros for parameters the loss does not use)."""
-    return flatten(torch.autograd.grad(loss, params, allow_unused=True), params)
+def flat_grad(loss: torch.Tensor, params: list[torch.Tensor], out: torch.Tensor | None = None) -> torch.Tensor:
+    """d loss / d params as one flat vector (zeros for parameters the loss does not use); ``out`` as in ``flatten``."""
+    return flatten(torch.autograd.grad(loss, params, allow_unused=True), params, out)
 
 
-def flatten(tensors, like: list[torch.Tensor]) -> torch.Tensor:
-    """One flat vector of ``tensors`` (None: zeros shaped like the matching ``like`` tensor)."""
-    return torch.cat([(torch.zeros_like(p) if t is None else t).reshape(-1) for t, p in zip(tensors, like)])
+def flatten(tensors, like: list[torch.Tensor], out: torch.Tensor | None = None) -> torch.Tensor:
+    """One flat vector of ``tensors`` (None: zeros shaped like the matching ``like`` tensor).
+
+    ``out``: a vector of the total length to write it into (it may be of a wider dtype: the
+    values are converted exactly, float32 into float64). A probe that flattens many times
+    reuses one such buffer instead of allocating (and page-faulting in) a new one each time.
+    """
+    parts = [(torch.zeros_like(p) if t is None else t).reshape(-1) for t, p in zip(tensors, like)]
+    return torch.cat(parts) if out is None else torch.cat(parts, out=out)
 
 
 # -- restoring state -------------------------------------------------------------------------

@@ -11,19 +11,21 @@ At batch 8 the step losses of the reference experiment scatter by about 30% from
 batch, and a sweep of a few hundred steps lowers them by less than that: the smoothed
 minimum landed anywhere from 1e-7 to 3e-3 from one seed to the next. The old default (20
 steps, a tenth of the minimum or of the rise) suggested 2.3e-3 for ROUND1, where 3-epoch
-trainings end 7x worse than at the best LR. The probe loss has no batch noise, and its
-first clear rise (the onset) sits where short trainings are best. Measured with
-``check_lr_suggestion`` (3 epochs, training seeds 0 and 1; ``benchmarks/bench_lr_range.py``):
+trainings end about 10x worse than at the best LR. The probe loss has no batch noise, and
+its first clear rise (the onset) sits near where short trainings are best. Measured with
+``check_lr_suggestion`` (3 epochs; ``benchmarks/bench_lr_range.py``):
 
-- reference experiment, ROUND1 (batch 8, clip 2.0): best LR of the grid 3.16e-4 (mean best
-  validation loss 0.028; 2.3e-4: 0.051, 8.1e-4: 0.028-0.041, 1e-3: 0.077-0.085, 2.3e-3:
-  0.21-0.38, 2e-5: 0.44); the suggestion for model seeds 0-4 and sweep seeds 0-2 lay
-  between 2.0e-4 and 6.5e-4;
+- reference experiment, ROUND1 (batch 8, clip 2.0), training seeds 0-4: best LR of the grid
+  3.16e-4 (mean best validation loss 0.028; 2.3e-4: 0.056, 8.1e-4: 0.054, 1e-3: 0.083,
+  2.3e-3: 0.27, 2e-5: 0.46). The suggestion was 6.2e-4 to 6.5e-4 for model seeds 0-4 (with
+  sweep seeds 0-2, between 2.0e-4 and 6.5e-4): at 6.2e-4, 2x the best LR, the mean was
+  0.059 (0.033 to 0.089 by seed), 2.1x the best, just over the 2x the check allows;
 - small regression tasks of ``tests/tasks.py`` (4-16-1 MLP, Adam, 384-768 steps in 3
-  epochs; five variants of size, batch and noise, 9 sweeps each): the suggestion lay
-  within 3x of the best LR of a quarter-decade grid in 42 of 45 sweeps (median 1.3x,
-  at most 5.6x away). The onset there is noisier (the loss reaches its floor within the
-  sweep), and the trainings' best LR falls with their length, which a sweep cannot know.
+  epochs; five variants of size, batch and noise, 9 sweeps each; training seeds 0 and 1):
+  the suggestion lay within 3x of the best LR of a quarter-decade grid in 42 of 45 sweeps
+  (median 1.3x, at most 5.6x away). The onset there is noisier (the loss reaches its
+  floor within the sweep), and the trainings' best LR falls with their length, which a
+  sweep cannot know.
 
 The onset moves with the sweep's pace over the six decades. At 100 steps it lay at 1e-3 to
 3.1e-3 on the reference (too high), at 200 at 3.1e-4 to 1.7e-3, at 300 as above, at 500 at
@@ -201,11 +203,12 @@ def lr_range_test(
     batches of the old sweep.
 
     Cost: ``num_steps`` training steps and as many forward passes of the probe batch. On
-    the reference model (one thread, the 2-core machine shared) the sweep stops near
-    1e-2 after about 250 steps and took 5.1-5.6 s, 1.0-1.2 times a 500-step ROUND1
-    training epoch: a sweep step costs about twice a trainer's step (the sweep runs
-    PyTorch's default Adam kernel, the trainer the fused one, and the probe's forward pass
-    adds about a quarter). The old default took 20 steps, 0.2-0.4 s.
+    the reference model (one thread, the 2-core machine shared) the sweep stopped between
+    5e-3 and 1.4e-2 after 235-300 steps and took 1.3-2.7 s, 0.7-1.4 times a 500-step
+    ROUND1 training epoch (about 1.1 in the median; 2026-12-01): a sweep step costs about
+    twice a trainer's step (the sweep runs PyTorch's default Adam kernel, the trainer the
+    fused one, and each sweep step adds the probe batch's forward pass). The old default
+    took 18-20 steps, 0.07-0.13 s.
     """
     params = check_model(model)
     _check_sweep(start_lr, end_lr, num_steps, smoothing, diverge_factor, batch_size, grad_clip, probe_size)
