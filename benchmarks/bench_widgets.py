@@ -33,7 +33,10 @@ is first on the path, so the same script compares two checkouts:
     PYTHONPATH=. python benchmarks/bench_widgets.py --reps 5 --threads 1,all
 
 ``--renders-only STEPS`` times only the kept figure's redraws (no training, no dashboard):
-a made-up 7-epoch run growing STEPS steps per redraw beside a finished one.
+a made-up 7-epoch run growing STEPS steps per redraw beside a finished one, on a figure
+warmed up as the helper's is. Both modes also give the CPU per redraw by what it redid
+(``LiveFigure.work_since``): rebuild (the runs' artists made afresh: a run's first step or
+epoch, a cut), frame (a panel's limits changed) or steady (new line data only).
 """
 
 from __future__ import annotations
@@ -151,20 +154,24 @@ class Bench:
         run, timing = board.runs[-1], board.timings[-1]
         fit = _fit_seconds(run)
         helper = list(plotter.cpu_seconds[helper_from:]) if plotter is not None and plotter.alive else []
+        work = list(plotter.work[helper_from:]) if helper else []
         if plotter is None or not plotter.alive:
             print(f"note: no helper CPU per redraw; the plots were drawn in this process ({board.plot_note})")
         return {"dash": fit, "first": timing["first_plot_s"], "redraws": timing["redraws"],
-                "rate": timing["redraws"] / fit, "helper": helper, "helper_share": sum(helper) / fit,
+                "rate": timing["redraws"] / fit, "helper": helper, "helper_share": sum(helper) / fit, "work": work,
                 "render": list(board.render_seconds[kernel_from:])}
 
 
+_WORK = {"rebuild": "artists made afresh", "frame": "a panel's frame drawn", "steady": "line data only"}
+
+
 def renders_only(every: int, epochs: int = 7, steps_per_epoch: int = 500) -> None:
-    """CPU per redraw of a kept ``LiveFigure`` (what the helper does), on made-up rows: a
-    finished run and a current one growing ``every`` steps at a time."""
+    """CPU per redraw of a kept ``LiveFigure`` warmed up as the helper's is (what the helper
+    does), on made-up rows: a finished run and a current one growing ``every`` steps at a time."""
     import math
     import random
 
-    from nbtrain.views.liveplot import LiveFigure
+    from nbtrain.views.plotprocess import warm_figure
 
     rng = random.Random(0)
 
@@ -179,16 +186,23 @@ def renders_only(every: int, epochs: int = 7, steps_per_epoch: int = 500) -> Non
 
     done = (1, "#1 lr 2e-5, clip 2, patience 5", presets.ROUND1, *rows(2e-5, 2.0, 2.0), steps_per_epoch, False)
     steps, epoch_rows = rows(1e-5, 3.0, 1.0)
-    figure, costs = LiveFigure(), []
+    figure, costs, kinds = warm_figure(), [], []
     for k in range(1, len(steps) + 1, every):
         snap = [done, (2, "#2 lr 1e-5, clip 3, patience 3", presets.ROUND2, steps[:k],
                        epoch_rows[: k // steps_per_epoch], steps_per_epoch, True)]
+        before = figure.work_counts()
         t0 = time.process_time()
         figure.render(snap)
         costs.append(time.process_time() - t0)
+        kinds.append(figure.work_since(before))
     print(f"kept LiveFigure {figure.figsize} at {figure.dpi} dpi, nbtrain from {os.path.dirname(nbtrain.__file__)}: "
           f"{len(costs)} redraws, one every {every} steps; CPU per redraw median {1000 * statistics.median(costs):.1f} ms,"
-          f" mean {1000 * statistics.mean(costs):.1f} ms")
+          f" mean {1000 * statistics.mean(costs):.1f} ms, max {1000 * max(costs):.1f} ms")
+    for kind in _WORK:
+        mine = [c for c, k in zip(costs, kinds) if k == kind]
+        if mine:
+            print(f"  {kind} ({_WORK[kind]}): {len(mine)} redraws, median {1000 * statistics.median(mine):.1f} ms, "
+                  f"max {1000 * max(mine):.1f} ms")
 
 
 def main() -> None:
@@ -239,6 +253,10 @@ def _print_table(args: argparse.Namespace, threads: int, m: dict) -> None:
         return name, scale * statistics.median(values), scale * min(values), scale * max(values), target
 
     flat = [x for xs in m["helper"] for x in xs]
+    by_work = {}
+    for xs, kinds in zip(m["helper"], m["work"]):
+        for x, kind in zip(xs, kinds):
+            by_work.setdefault(kind, []).append(x)
     rows = [
         row("first plot after Train (s)", m["first"], "< 1 s"),
         row("training, headless in a thread (s)", m["plain"]),
@@ -252,6 +270,8 @@ def _print_table(args: argparse.Namespace, threads: int, m: dict) -> None:
         *([row("training, headless in the main thread (s)", m["main_thread"])] if m["main_thread"] else []),
         row("kernel CPU per redraw (ms)", [x for xs in m["render"] for x in xs], "", 1000),
         row("helper CPU per redraw (ms)", flat, "< 50 ms", 1000),
+        *[row(f"  of which {kind} redraws ({len(by_work[kind])}): {_WORK[kind]} (ms)", by_work[kind], "", 1000)
+          for kind in _WORK if kind in by_work],
         row("helper busy (% of training time)", m["helper_share"], "", 100),
     ]
     print()

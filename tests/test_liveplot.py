@@ -115,6 +115,10 @@ def helper():
 
 
 def test_helper_draws_the_same_png_as_in_process_as_rows_arrive(helper):
+    # At the default size the helper's warmed-up figure (plotprocess.warm_figure) draws them.
+    first = [(1, "#1", presets.ROUND1, _steps(5), [], 10, True)]
+    assert helper.render(first) == render_png(first) and helper.work == ["rebuild"]
+    assert plotprocess.warm_figure().render(first) == render_png(first)
     size = (5.0, 2.0)
     a, b = presets.ROUND1, TrainConfig(grad_clip=None, scheduler="cosine_warm_restarts")
     steps_a, steps_b = _steps(25), _steps(12)
@@ -129,7 +133,7 @@ def test_helper_draws_the_same_png_as_in_process_as_rows_arrive(helper):
     snapshots += _session(every=25)  # a session redrawn as it grows, from a cleared history
     for i, snap in enumerate(snapshots):
         assert helper.render(snap, figsize=size) == render_png(snap, figsize=size), f"snapshot {i} differs"
-    assert helper.renders == len(snapshots)
+    assert helper.renders == len(snapshots) + 1
     assert helper.render(snapshots[-1], figsize=(4.0, 2.0)) == render_png(snapshots[-1], figsize=(4.0, 2.0))
 
 
@@ -239,7 +243,7 @@ def test_the_picture_is_as_wide_as_shown_and_its_texts_are_at_least_9_pt():
         texts = [ax.title, ax.xaxis.label, *ax.texts, *ax.get_xticklabels(), *ax.get_yticklabels()]
         sizes = {t.get_text(): t.get_fontsize() for t in texts if t.get_text()}
         assert len(sizes) >= 4 and min(sizes.values()) >= 9, sizes
-    key_texts = [t for legend in figure.key.figure.legends for t in legend.get_texts()]
+    key_texts = [t for legend in figure.key.legends for t in legend.get_texts()]
     assert [t.get_text() for t in key_texts[:2]] == ["#1 lr 1e-5, clip 3, patience 3", "#2 lr 2e-5, clip 2, patience 5"]
     assert min(t.get_fontsize() for t in key_texts) >= 9
     assert not any(ax.get_legend() for ax in figure.axes)  # no legend over the data
@@ -261,7 +265,8 @@ def test_the_lr_axis_is_labelled_at_the_lrs_in_use():
 
 def test_epochs_are_numbered_from_0_on_the_x_axis():
     figure = LiveFigure()
-    figure.render([(1, "#1", presets.ROUND1, _steps(25), _epochs(2), 10, True)])  # in epoch 2 of 0-2
+    unplanned = {"grad_clip": 2.0, "scheduler": "plateau"}  # no epochs: the axis ends with the last epoch begun
+    figure.render([(1, "#1", unplanned, _steps(25), _epochs(2), 10, True)])  # in epoch 2 of 0-2
     for ax in figure.axes:
         assert ax.get_xlim() == (0.0, 3.0)
         assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1", "2"]
@@ -269,6 +274,18 @@ def test_epochs_are_numbered_from_0_on_the_x_axis():
         assert list(ax.get_xticks(minor=True)) == [0, 1, 2, 3]
     val = [ln for ln in figure.axes[0].get_lines() if ln.get_linestyle() == "--"]
     assert [list(ln.get_xdata()) for ln in val] == [[0.5, 1.5]]  # epoch 0's validation loss above "0"
+    # The config's epochs: the axis spans them from the first redraw (epochs 0-6), and a run
+    # that goes on longer than any config asks widens it.
+    assert presets.ROUND1.epochs == 7
+    for k in (25, 55):
+        figure.render([(1, "#1", presets.ROUND1, _steps(k), _epochs(k // 10), 10, True)])
+        for ax in figure.axes:
+            assert ax.get_xlim() == (0.0, 7.0)
+            assert [t.get_text() for t in ax.get_xticklabels()] == [str(e) for e in range(7)]
+    longer = [(1, "#1", presets.ROUND1, _steps(85), _epochs(8), 10, True)]
+    figure.render(longer)
+    assert [ax.get_xlim() for ax in figure.axes] == [(0.0, 9.0)] * 3
+    assert figure.render(longer) == render_png(longer)
 
 
 def test_the_key_names_each_run_and_only_the_line_styles_shown():
@@ -285,7 +302,9 @@ def test_the_key_names_each_run_and_only_the_line_styles_shown():
     plain = [(1, "#1", {"grad_clip": None, "scheduler": "none"}, _steps(5), [], 10, True)]
     assert livekey.key_entries([liveplot.run_curves(*item) for item in plain])[1] == ("step",)
     assert figure.render(plain) == render_png(plain, figsize=(6.0, 2.0))
-    assert figure.key.draws == draws + 1
+    assert figure.key.draws == draws + 2  # its runs and its styles: both strips new
+    figure.render(grown)  # both strips seen before: kept, not drawn again
+    assert figure.key.draws == draws + 2 and figure.render(grown) == render_png(grown, figsize=(6.0, 2.0))
 
 
 def test_the_helper_runs_at_a_lower_priority_than_the_kernel():
@@ -299,3 +318,28 @@ def test_the_helper_runs_at_a_lower_priority_than_the_kernel():
         assert plotprocess.NICENESS > 0
     finally:
         proc.close()
+
+
+def test_limits_change_rarely_and_the_live_runs_new_artists_keep_the_frame():
+    from nbtrain.views import liveaxes
+
+    # Linear limits to 1, 1.5, 2, 3, 4, 6, 8 times a power of ten, from 0 when the data reach
+    # down to half the top; a narrow band far from 0 keeps the finer steps; log axes to 1-2-5.
+    assert liveaxes.round_out(1.18, 1.34, log=False) == (1.0, 1.5)
+    assert liveaxes.round_out(0.05, 1.8, log=False) == (0.0, 2.0)
+    assert liveaxes.round_out(0.05, 1.4, log=False) == (0.0, 1.5)
+    assert liveaxes.round_out(-3.0, -1.0, log=False) == (-3.0, -1.0)
+    low, high = liveaxes.round_out(100.1, 100.3, log=False)
+    assert 100.0 < low <= 100.1 and 100.3 <= high < 100.4
+    assert liveaxes.round_out(0.0562, 5.6, log=True) == (0.05, 10.0)
+    assert liveaxes.round_out(0.3, 1.9, log=True) == (0.2, 2.0)
+    assert liveaxes.round_out(2.0, 2.0, log=True) == (2.0, 2.0)  # nothing to round
+    # A current run's first epoch makes its artists again (its epoch means appear), but the
+    # frame (finished runs first, axes) is not made again for it.
+    figure = LiveFigure((6.0, 2.0))
+    done = (1, "#1", presets.ROUND1, _steps(40), _epochs(4), 10, False)
+    figure.render([done, (2, "#2", presets.ROUND1, _steps(8), [], 10, True)])
+    generations, rebuilds = [p.generation for p in figure._panels], figure.rebuilds
+    snap = [done, (2, "#2", presets.ROUND1, _steps(12), _epochs(1), 10, True)]
+    assert figure.render(snap) == render_png(snap, figsize=(6.0, 2.0))
+    assert figure.rebuilds == rebuilds + 1 and [p.generation for p in figure._panels] == generations

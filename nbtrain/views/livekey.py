@@ -5,9 +5,10 @@ panels, instead of a legend over each panel's data: the first rows name the runs
 its colour, earlier runs faint, as in the panels), the next ones say what the line styles
 mean (training loss per step, epoch mean, validation loss, the clip threshold, a
 scheduler cut, earlier runs), listing only what the panels show. Its text is ``FONT``
-(9 pt). It is drawn alone, on a figure as wide as the picture, only when its entries
-change (a run added, finished or removed, its first epoch, a cut); otherwise its pixels
-are reused. The rows are as many as the entries need at that width.
+(9 pt). Its two strips (runs, line styles) are each drawn alone, on a figure as wide as
+the picture, only when their entries change (a run added, finished or removed; its first
+epoch, a cut) and kept for when the same entries come back; otherwise their pixels are
+reused. The rows are as many as the entries need at that width.
 
 This module imports only the standard library and, when drawing, matplotlib and numpy.
 """
@@ -27,6 +28,7 @@ STYLES = {
     "faint": ("earlier runs (faint)", {"color": "#555555", "alpha": 0.35, "lw": 1.4}),
 }
 _ROW_GAP = 4  # pixels between the run rows and the style rows, and around the key
+_KEEP = 8  # strips of each kind kept for reuse
 
 
 def key_entries(curves: list) -> tuple:
@@ -46,55 +48,71 @@ def key_entries(curves: list) -> tuple:
 
 
 class Key:
-    """The key's pixels for a picture ``width`` pixels wide, kept while its entries stay the same;
-    ``draws`` counts the keys drawn."""
+    """The key's pixels for a picture ``width`` pixels wide: a strip naming the runs over a
+    strip of line styles, each drawn only when its entries change and kept (the last
+    ``_KEEP`` of each) for when they come back, as the same styles do in each new run;
+    ``draws`` counts the strips drawn."""
 
     def __init__(self, width: int, dpi: int) -> None:
         self.width = width
         self.dpi = dpi
         self.draws = 0
-        self.figure = None  # the figure of the last key drawn (its legends: runs, then line styles)
-        self._entries = None
-        self._pixels = None
+        self.legends: list = []  # the legends of the key shown last: runs, then line styles
+        self._strips: dict = {}  # (runs or styles, their entries) -> (pixels, legend)
 
     def pixels(self, curves: list):
-        """The key of ``curves`` as an (height, width, 3) uint8 array."""
-        entries = key_entries(curves)
-        if entries != self._entries:
-            self._pixels = self._draw(*entries)
-            self._entries = entries
-            self.draws += 1
-        return self._pixels
+        """The key of ``curves`` as an (height, width, 3) uint8 array: ``_ROW_GAP`` white rows
+        above, between and below the strips."""
+        import numpy as np
 
-    def _draw(self, runs: tuple, styles: tuple):
+        runs, styles = key_entries(curves)
+        strips = [self._strip(runs, False)] + ([self._strip(styles, True)] if styles else [])
+        self.legends = [legend for _pixels, legend in strips]
+        gap = np.full((_ROW_GAP, self.width, 3), 255, dtype=np.uint8)
+        parts = [gap]
+        for pixels, _legend in strips:
+            parts += [pixels, gap]
+        return np.concatenate(parts)
+
+    def _strip(self, entries: tuple, styles: bool) -> tuple:
+        """``(pixels, legend)`` of the runs' strip or the line styles' strip, kept by entries."""
+        key = (styles, entries)
+        if key not in self._strips:
+            if sum(k[0] == styles for k in self._strips) >= _KEEP:  # the oldest of its kind goes
+                del self._strips[next(k for k in self._strips if k[0] == styles)]
+            self._strips[key] = self._draw(entries, styles)
+            self.draws += 1
+        return self._strips[key]
+
+    def _draw(self, entries: tuple, styles: bool) -> tuple:
+        """One strip: the runs (``(index, label, faint)``, each in its colour) or the line
+        styles' names, as a legend in as few rows as fit, cropped to what it draws."""
         import numpy as np
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
         from matplotlib.lines import Line2D
 
         row = FONT * self.dpi / 72 * 1.7  # one row of entries, in pixels
-        height = int(row * (len(runs) + len(styles)) + 4 * _ROW_GAP)  # room for one entry a row
+        height = int(row * len(entries) + 2 * _ROW_GAP)  # room for one entry a row
         fig = Figure(figsize=(self.width / self.dpi, height / self.dpi), dpi=self.dpi)
         canvas = FigureCanvasAgg(fig)
-        renderer = canvas.get_renderer()
-        run_handles = [Line2D([], [], color=run_color(index), lw=2.0, alpha=0.45 if faint else 1.0)
-                       for index, _label, faint in runs]
-        top = 1.0 - _ROW_GAP / height
-        bottom = self._legend(fig, renderer, run_handles, [label for _i, label, _f in runs], top)
-        style_handles = [Line2D([], [], **STYLES[name][1]) for name in styles]
         if styles:
-            self._legend(fig, renderer, style_handles, [STYLES[name][0] for name in styles],
-                         bottom - _ROW_GAP / height, color="#333333")
+            handles = [Line2D([], [], **STYLES[name][1]) for name in entries]
+            labels, color = [STYLES[name][0] for name in entries], "#333333"
+        else:
+            handles = [Line2D([], [], color=run_color(index), lw=2.0, alpha=0.45 if faint else 1.0)
+                       for index, _label, faint in entries]
+            labels, color = [label for _i, label, _f in entries], "black"
+        legend = self._legend(fig, canvas.get_renderer(), handles, labels, 1.0 - _ROW_GAP / height, color)
         canvas.draw()
-        self.figure = fig
         rgb = np.asarray(canvas.buffer_rgba())[..., :3]
         used = np.nonzero((rgb < 250).any(axis=(1, 2)))[0]
-        end = min(height, int(used.max()) + 1 + _ROW_GAP) if len(used) else 0
-        return rgb[:end].copy()
+        pixels = rgb[int(used.min()) : int(used.max()) + 1].copy() if len(used) else rgb[:0].copy()
+        return pixels, legend
 
-    def _legend(self, fig, renderer, handles: list, labels: list, top: float, color: str = "black") -> float:
+    def _legend(self, fig, renderer, handles: list, labels: list, top: float, color: str):
         """A legend in as few rows as fit the width (rows filled evenly), centred, its top at
-        ``top`` (a fraction of the figure's height); returns its bottom."""
+        ``top`` (a fraction of the figure's height)."""
         import math
 
         legend = None
@@ -107,5 +125,4 @@ class Key:
                                 columnspacing=1.6, borderaxespad=0.0, borderpad=0.0)
             if legend.get_window_extent(renderer).width <= 0.98 * self.width:
                 break
-        box = legend.get_window_extent(renderer)
-        return box.y0 / fig.bbox.height
+        return legend

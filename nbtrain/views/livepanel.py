@@ -9,8 +9,9 @@ of the axes uses (by zorder, then as added):
 
 * the *frame*: the axes' background, grid, ticks and tick labels, and the lines of the
   finished runs drawn before the current one, with the title and the axis label (drawn
-  once, alone) laid over it. It is drawn only when the axes' limits or ticks, the runs'
-  artists or a finished run's data change; otherwise its pixels are restored
+  once, alone) laid over it. It is drawn only when the axes' limits or ticks, the finished
+  runs' artists or their data change (the current run's artists made again, as on its
+  first epoch, leave it as it is); otherwise its pixels are restored
   (``copy_from_bbox``/``restore_region``);
 * the *live* artists (``animated``, so the frame leaves them out): the current run's
   lines, the clip line's note of the clipped share, the spines, the texts.
@@ -18,7 +19,8 @@ of the axes uses (by zorder, then as added):
 Which colour is which run, and what each kind of line means, is the key under the panels
 (``nbtrain.views.livekey``), not a legend over the data. Readable at the picture's size:
 tick labels, notes and the key at ``FONT`` (9 pt), titles larger. The x axis counts epochs
-from 0, as every report does: epoch ``e``'s steps fill the span from ``e`` to ``e + 1``,
+from 0, as every report does, to the end of the epochs the runs' configs ask for (known
+from the first redraw): epoch ``e``'s steps fill the span from ``e`` to ``e + 1``,
 labelled ``e`` in its middle, where its epoch means and validation loss sit; a scheduler
 cut after epoch ``e`` is marked where that span ends. The LR axis is labelled at the LRs
 the runs used (``lr_text``: ``2e-5``), not at powers of ten.
@@ -31,6 +33,8 @@ from __future__ import annotations
 
 import math
 from typing import Any
+
+from .liveaxes import lr_view, round_out, spread
 
 __all__ = ["FONT", "PALETTE", "Panel", "lr_text", "run_color", "strips"]
 
@@ -120,11 +124,13 @@ class Panel:
             ax.title.set_visible(False)
             ax.xaxis.label.set_visible(False)
         self.has_data = has_data
-        self.generation = 0  # counts the times the runs' artists were made
+        self.generation = 0  # counts the times the frame's artists (the finished runs drawn first) changed
+        self._static: tuple | None = None  # what the frame's artists were made for
         self.lines: list[list] = []  # per run, its artists in LINE_FIELDS[number] order (None: not drawn)
         self.frame_draws = 0
         self._lr_marks: tuple = ()  # LRs to label on the LR axis, first the ones to keep
         self._ticks: tuple | None = None  # the x and y ticks set now
+        self._planned = 0  # the most epochs a run's config asks for: the x axis spans them from the start
         self._frame_key: Any = None
         self._frame = None
 
@@ -148,8 +154,12 @@ class Panel:
             ax.text(0.99, 0.02, "clipping off", transform=ax.transAxes, ha="right",
                     fontsize=FONT).set_animated(True)
         ax.set_autoscale_on(True)
+        self._planned = _planned(curves)
         self._lr_marks = lr_marks(curves) if self.number == 2 else ()
-        self.generation += 1
+        static = (n_static, *(c.kind for c in curves[:n_static]))
+        if static != self._static:  # the live artists are not in the frame: made again, it stays
+            self._static = static
+            self.generation += 1
 
     def update(self, curves: list) -> None:
         """New data for the lines (and the clip note's text) of the runs, same artists."""
@@ -161,6 +171,7 @@ class Panel:
                     artist.set_text(c.clip_label)
                 else:
                     artist.set_data(*getattr(c, field))
+        self._planned = _planned(curves)
         if self.number == 2:
             self._lr_marks = lr_marks(curves)
 
@@ -181,9 +192,9 @@ class Panel:
         ax.relim()
         ax.autoscale_view()
         if self.number == 2:  # not autoscaled: that would depend on the ticks set last time
-            ax.set_ylim(*_lr_view(ax.dataLim.y0, ax.dataLim.y1), auto=None)
+            ax.set_ylim(*lr_view(ax.dataLim.y0, ax.dataLim.y1), auto=None)
         else:  # rounded out, so that the limits (and the frame) change only now and then
-            ax.set_ylim(*_round_out(*ax.get_ylim(), log=self.number == 1), auto=None)  # autoscaling stays on
+            ax.set_ylim(*round_out(*ax.get_ylim(), log=self.number == 1), auto=None)  # autoscaling stays on
         self._set_ticks()
         key = (ax.get_xlim(), ax.get_ylim(), self._ticks, self.generation, static_key)
         if key != self._frame_key:
@@ -212,15 +223,17 @@ class Panel:
                 note.set_verticalalignment("top" if height > 0.85 else "bottom")
 
     def _set_ticks(self) -> None:
-        """The x axis to the end of the last epoch begun, labelled by epoch number mid-span;
-        the LR axis labelled at the runs' LRs."""
+        """The x axis to the end of the epochs the runs' configs ask for (or of the last epoch
+        begun, when later), labelled by epoch number mid-span; the LR axis labelled at the
+        runs' LRs. (The x limits known from the first redraw, the frame is not drawn again
+        for each new epoch.)"""
         ax = self.ax
         end = ax.dataLim.x1
-        epochs = max(1, math.ceil(end - 1e-9)) if math.isfinite(end) else 1
+        epochs = max(1, self._planned, math.ceil(end - 1e-9) if math.isfinite(end) else 1)
         ax.set_xlim(0.0, float(epochs), auto=None)
         y_ticks = None
         if self.number == 2:
-            y_ticks = _spread(self._lr_marks, ax.get_ylim(), ax.bbox.height, FONT * self.fig.dpi / 72 * _TICK_GAP)
+            y_ticks = spread(self._lr_marks, ax.get_ylim(), ax.bbox.height, FONT * self.fig.dpi / 72 * _TICK_GAP)
         ticks = (epochs, y_ticks)
         if ticks == self._ticks:
             return
@@ -231,6 +244,11 @@ class Panel:
         if y_ticks is not None:
             ax.set_yticks(y_ticks, labels=[lr_text(v) for v in y_ticks])
         self._ticks = ticks
+
+
+def _planned(curves: list) -> int:
+    """The most epochs any of the runs' configs asks for (0: none known)."""
+    return max((c.planned for c in curves if c.planned), default=0)
 
 
 def lr_marks(curves: list) -> tuple:
@@ -246,43 +264,6 @@ def lr_marks(curves: list) -> tuple:
         if not c.kind[2]:
             marks += [min(values), max(values)]
     return tuple(dict.fromkeys(v for v in marks if v > 0 and math.isfinite(v)))
-
-
-def _lr_view(low: float, high: float) -> tuple[float, float]:
-    """The LR axis's limits for LRs from ``low`` to ``high``: at least a factor of 4 tall
-    (a constant LR sits in the middle), with a margin of 8% of the height."""
-    if not (0 < low <= high and math.isfinite(high)):
-        return 1e-6, 1e-3
-    lo, hi = math.log10(low), math.log10(high)
-    span = max(hi - lo, math.log10(4.0))
-    mid = (lo + hi) / 2
-    pad = 0.08 * span
-    return 10 ** (mid - span / 2 - pad), 10 ** (mid + span / 2 + pad)
-
-
-def _round_out(low: float, high: float, log: bool) -> tuple[float, float]:
-    """Limits rounded outwards: a log axis to quarter decades, a linear one to a step of
-    1, 2 or 5 times a power of ten that cuts the span into at most 8 parts."""
-    if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
-        return low, high
-    if log:
-        return 10 ** (math.floor(math.log10(low) * 4) / 4), 10 ** (math.ceil(math.log10(high) * 4) / 4)
-    power = 10 ** math.floor(math.log10((high - low) / 8))
-    step = next(power * k for k in (1, 2, 5, 10) if (high - low) / (power * k) <= 8)
-    return math.floor(low / step) * step, math.ceil(high / step) * step
-
-
-def _spread(marks: tuple, ylim: tuple, height: float, gap_px: float) -> tuple:
-    """The ``marks`` inside the (log) view ``ylim`` whose labels do not overlap: each kept
-    one at least ``gap_px`` from the others, earlier marks first."""
-    lo, hi = (math.log10(v) for v in ylim)
-    per_px = (hi - lo) / max(height, 1.0)
-    kept: list = []
-    for v in marks:
-        y = math.log10(v)
-        if lo <= y <= hi and all(abs(y - math.log10(k)) >= gap_px * per_px for k in kept):
-            kept.append(v)
-    return tuple(sorted(kept))
 
 
 _LABEL_PLACES: dict[tuple, list] = {}  # (panel, figsize, dpi) -> where a full draw puts the axis labels

@@ -15,8 +15,11 @@ cut marks and annotations are made again only when what is drawn changes in kind
 added, finished or removed, its first epoch, a new LR cut), and otherwise get their new
 data (``set_data``; the axes' limits follow with ``relim``/``autoscale_view``, the log
 scales stay); each panel (``nbtrain.views.livepanel``) redraws its axes, ticks and the
-earlier runs' lines only when its limits change; the key is drawn again only when its
-entries change. A kept figure's PNG is the same bytes as
+earlier runs' lines only when its limits or the earlier runs change (the x axis spans the
+epochs the configs ask for from the first redraw, the y limits are rounded out to values a
+growing run crosses only now and then: ``nbtrain.views.liveaxes``); the key's strips are
+drawn again only when their entries change. ``work_since`` names what a render redid
+(for benchmarks). A kept figure's PNG is the same bytes as
 a fresh figure's for the same snapshot (the tests hold it to that), so the helper process
 and in-process drawing agree.
 
@@ -40,7 +43,7 @@ FIGSIZE = (10.0, 2.9)  # inches: the three panels (the key adds its rows under t
 DPI = 100
 
 _MAX_POINTS = 600  # step curves are thinned to about this many points per run and panel
-PLOT_FIELDS = ("grad_clip", "scheduler")  # the config fields the plots use
+PLOT_FIELDS = ("grad_clip", "scheduler", "epochs")  # the config fields the plots use
 
 
 def plot_settings(config: Any) -> dict:
@@ -49,8 +52,11 @@ def plot_settings(config: Any) -> dict:
 
 
 def _cfg(config: Any, key: str):
-    """A config field from a TrainConfig or from the small dict the helper process receives."""
-    return config[key] if isinstance(config, dict) else getattr(config, key)
+    """A config field from a TrainConfig or from the small dict the helper process receives
+    (``epochs`` may be missing from a dict: None)."""
+    if isinstance(config, dict):
+        return config.get(key) if key == "epochs" else config[key]
+    return getattr(config, key)
 
 
 def _buckets(n: int, max_points: int) -> int:
@@ -110,6 +116,7 @@ class Curves(NamedTuple):
     grad: tuple | None  # pre-clip gradient norms
     clip_label: str | None  # the clip line's note (current, clipped run only)
     lr: tuple | None  # learning rate per step
+    planned: int | None = None  # the epochs the run's config asks for (None: not known)
 
 
 def run_curves(index: int, label: str, config: Any, steps: list, epochs: list, spe: int,
@@ -140,7 +147,7 @@ def run_curves(index: int, label: str, config: Any, steps: list, epochs: list, s
                                       start=epochs[0].get("lr_start")))
     kind = (index, label, faint, loss is not None, train is not None, val is not None,
             grad is not None, clip, lr is not None, cuts)
-    return Curves(kind, loss, train, val, grad, clip_label, lr)
+    return Curves(kind, loss, train, val, grad, clip_label, lr, _cfg(config, "epochs"))
 
 
 class LiveFigure:
@@ -170,6 +177,17 @@ class LiveFigure:
     @property
     def frame_draws(self) -> int:
         return sum(p.frame_draws for panels in self._panel_sets.values() for p in panels)
+
+    def work_counts(self) -> tuple[int, int]:
+        """``(rebuilds, frame_draws)`` now; ``work_since`` names what a render redid."""
+        return self.rebuilds, self.frame_draws
+
+    def work_since(self, counts: tuple[int, int]) -> str:
+        """What was redone since ``work_counts`` gave ``counts``: "rebuild" (the runs' artists
+        made afresh), "frame" (a panel's frame drawn) or "steady" (line data and the live artists)."""
+        if self.rebuilds != counts[0]:
+            return "rebuild"
+        return "frame" if self.frame_draws != counts[1] else "steady"
 
     @property
     def key(self):
@@ -268,7 +286,8 @@ def render_png(snapshot: list[tuple], figsize: tuple[float, float] = FIGSIZE, dp
     with ``steps`` and ``epochs`` rows as in ``nbtrain.training.history`` and ``config`` a
     ``TrainConfig`` or a dict with its ``grad_clip`` and ``scheduler``. The current run is drawn
     in full colour; the others faintly. The x axis is epochs (from 0), so runs with different
-    batch sizes line up (see ``run_curves``). Drawing is kept cheap on purpose (fixed layout and
+    batch sizes line up (see ``run_curves``), to the end of the epochs the configs ask for
+    (``epochs``; a dict without it: the last epoch begun). Drawing is kept cheap on purpose (fixed layout and
     legend places, no minor tick labels), because it runs while training shares the CPU.
     This is one render of a fresh ``LiveFigure``; keep a ``LiveFigure`` to redraw cheaply.
     """
